@@ -1,0 +1,54 @@
+import type { DeadLetter } from '../dead-letter.js';
+import type { MessageGeneratedEvent } from '../events.js';
+
+/** One record as it arrived from the transport, before any decoding. */
+export interface InboundRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  headers: Record<string, string>;
+}
+
+/** What the transport gives a handler besides the record. */
+export interface DeliveryContext {
+  /** Aborted when the consumer is stopping: a handler that is waiting to retry gives up. */
+  signal: AbortSignal;
+  /** Tells the broker the consumer is alive during long work; a no-op where none is needed. */
+  heartbeat(): Promise<void>;
+}
+
+/**
+ * Handles one inbound record. Resolving means the record is finished (answered or dead-lettered)
+ * and its offset may be committed; rejecting means it must be delivered again.
+ */
+export type InboundHandler = (record: InboundRecord, context: DeliveryContext) => Promise<void>;
+
+export interface ComponentHealth {
+  ok: boolean;
+  detail: string;
+}
+
+/**
+ * Event transport: publishes replies and dead letters, and delivers inbound
+ * `conversation.message_received` records.
+ *
+ * Promises: a publish resolves only once the transport has acknowledged the record; records of
+ * one conversation (one key) are published and delivered in order; an inbound record is
+ * delivered again when its handler rejects or the process dies before it resolved.
+ * Leaves out: decoding and validation (the inbound adapter's), deduplication (DedupStore's).
+ * Errors: a ServiceError with code PUBLISH_FAILED (retryable) when a publish is not acknowledged.
+ */
+export interface EventBus {
+  publishGenerated(event: MessageGeneratedEvent): Promise<void>;
+  publishDeadLetter(letter: DeadLetter): Promise<void>;
+
+  /** Starts delivering inbound records to `handler`; resolves once delivery has started. */
+  consume(handler: InboundHandler): Promise<void>;
+
+  /** Stops fetching, lets the record in hand finish, waits for pending publishes, disconnects. */
+  stop(): Promise<void>;
+
+  checkHealth(): Promise<ComponentHealth>;
+}
