@@ -166,7 +166,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = environmentSchema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
-      const variable = issue.path.map(String).join('.') || '(environment)';
+      // The first path element is the variable; KAFKA_BROKER adds the index of the bad entry.
+      const variable = issue.path.length > 0 ? String(issue.path[0]) : '(environment)';
       const value = env[variable];
       const shown = value === undefined ? '' : ` (got ${JSON.stringify(isSecret(variable) ? '[redacted]' : value)})`;
       return `${variable}: ${issue.message}${shown}`;
