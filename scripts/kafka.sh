@@ -6,17 +6,17 @@
 #   fetch                        copy the broker jars into .tools/kafka-<version>/libs (mvn)
 #   start                        fetch, format the storage once, start the broker, wait until ready
 #   stop                         stop the broker started from KAFKA_DATA_DIR
-#   status                       exit 0 when that broker runs and answers an admin request
+#   status                       exit 0 when that broker runs and responds to an admin request
 #   create-topics NAME[:N]...    create topics with N partitions (default num.partitions, 3)
-#                                and replication factor 1; an existing topic is left unchanged
+#                                and replication factor 1, leaving existing topics unchanged
 #
 # Environment:
 #   KAFKA_PORT              PLAINTEXT listener port on 127.0.0.1 (default 9092)
 #   KAFKA_CONTROLLER_PORT   KRaft controller listener port on 127.0.0.1 (default 9093)
 #   KAFKA_DATA_DIR          log dirs, server.properties, broker logs and pid file
-#                           (default <repo>/.tools/kafka-data); delete it to start from scratch
+#                           (default <repo>/.tools/kafka-data). Delete it to start from scratch
 #   KAFKA_HEAP_OPTS         broker JVM heap options (default "-Xms256m -Xmx512m")
-#   KAFKA_START_TIMEOUT     seconds that start waits for the broker to answer (default 60)
+#   KAFKA_START_TIMEOUT     seconds that start waits for the broker to respond (default 60)
 #   KAFKA_STOP_TIMEOUT      seconds that stop waits after SIGTERM before SIGKILL (default 30)
 #   JAVA_HOME               Java 17 or newer to run Kafka (default: java on PATH)
 #
@@ -84,11 +84,11 @@ resolve_data_dir() {
 }
 
 check_java() {
-  command -v "$JAVA" >/dev/null 2>&1 || die "java not found (tried '$JAVA'); install Java 17 or newer or set JAVA_HOME"
+  command -v "$JAVA" >/dev/null 2>&1 || die "java not found (tried '$JAVA'). Install Java 17 or newer, or set JAVA_HOME"
   local major
   major="$("$JAVA" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p')"
   [[ "$major" =~ ^[0-9]+$ ]] || die "could not read the Java version from '$JAVA -XshowSettings:properties -version'"
-  ((major >= 17)) || die "Kafka $KAFKA_VERSION needs Java 17 or newer, but '$JAVA' is Java $major; set JAVA_HOME"
+  ((major >= 17)) || die "Kafka $KAFKA_VERSION needs Java 17 or newer, but '$JAVA' is Java $major. Set JAVA_HOME to a newer Java"
 }
 
 # Return 0 when something accepts TCP connections on 127.0.0.1:PORT.
@@ -111,12 +111,12 @@ cmd_fetch() {
     log "Kafka $KAFKA_VERSION jars already in $LIBS_DIR"
     return 0
   fi
-  command -v mvn >/dev/null 2>&1 || die "mvn not found; install Maven 3.6.3 or newer to fetch the Kafka jars"
+  command -v mvn >/dev/null 2>&1 || die "mvn not found. Install Maven 3.6.3 or newer to fetch the Kafka jars"
 
   # Replacing jars under a running broker would break it.
   resolve_data_dir
   if broker_pid >/dev/null; then
-    die "the broker from $KAFKA_DATA_DIR is running with the jars in $LIBS_DIR; run 'scripts/kafka.sh stop' before fetching again"
+    die "the broker from $KAFKA_DATA_DIR is running with the jars in $LIBS_DIR. Run 'scripts/kafka.sh stop' before fetching again"
   fi
 
   local partial="$INSTALL_DIR/libs.partial" started
@@ -129,10 +129,10 @@ cmd_fetch() {
   if ! mvn -q -B -f "$POM" "-Dkafka.version=$KAFKA_VERSION" \
     dependency:copy-dependencies -DincludeScope=runtime "-DoutputDirectory=$partial" 2>&1 |
     sed -e 's/\x1b\[[0-9;]*m//g' >&2; then
-    die "mvn failed to copy the Kafka $KAFKA_VERSION jars; see the Maven output above"
+    die "mvn failed to copy the Kafka $KAFKA_VERSION jars, see the Maven output above"
   fi
   [[ -f "$partial/kafka_2.13-$KAFKA_VERSION.jar" ]] ||
-    die "mvn finished, but $partial has no kafka_2.13-$KAFKA_VERSION.jar; check the kafka.version in $POM"
+    die "mvn finished, but kafka_2.13-$KAFKA_VERSION.jar is missing from $partial. Check the dependencies in $POM"
 
   rm -rf "$LIBS_DIR"
   mv "$partial" "$LIBS_DIR"
@@ -171,9 +171,9 @@ run_tool() {
   "$JAVA" "${TOOL_JVM_OPTS[@]}" -cp "$LIBS_DIR/*" "$@"
 }
 
-# Return 0 when the broker on KAFKA_PORT answers an admin request with the cluster id stored in
-# KAFKA_DATA_DIR, that is, it is the broker formatted there.
-broker_answers() {
+# Return 0 when the broker on KAFKA_PORT returns the cluster id stored in KAFKA_DATA_DIR to an
+# admin request, which means that it is the broker formatted there.
+broker_responds() {
   local expected actual
   expected="$(cluster_id)"
   [[ -n "$expected" ]] || return 1
@@ -185,7 +185,7 @@ broker_answers() {
 
 write_server_properties() {
   cat >"$SERVER_PROPERTIES" <<EOF
-# Written by scripts/kafka.sh on every start; edits here are overwritten.
+# scripts/kafka.sh rewrites this file on every start, so edits here are lost.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
@@ -218,7 +218,7 @@ format_storage() {
     local formatted_port
     formatted_port="$(read_property "$KAFKA_DATA_DIR/formatted.properties" controller.port)"
     if [[ -n "$formatted_port" && "$formatted_port" != "$KAFKA_CONTROLLER_PORT" ]]; then
-      die "$KAFKA_DATA_DIR was formatted with KAFKA_CONTROLLER_PORT=$formatted_port, not $KAFKA_CONTROLLER_PORT; use that port, another KAFKA_DATA_DIR, or delete $KAFKA_DATA_DIR"
+      die "$KAFKA_DATA_DIR was formatted with KAFKA_CONTROLLER_PORT=$formatted_port, not $KAFKA_CONTROLLER_PORT. Use that port or another KAFKA_DATA_DIR, or delete $KAFKA_DATA_DIR"
     fi
     log "using storage in $LOG_DIRS (cluster id $(cluster_id))"
     return 0
@@ -231,16 +231,26 @@ format_storage() {
   if ! run_tool kafka.tools.StorageTool format --cluster-id "$id" --config "$SERVER_PROPERTIES" \
     --standalone >"$format_log" 2>&1; then
     cat "$format_log" >&2
-    die "formatting $LOG_DIRS failed; the output of kafka.tools.StorageTool is above"
+    die "formatting $LOG_DIRS failed, see the kafka.tools.StorageTool output above"
   fi
   echo "controller.port=$KAFKA_CONTROLLER_PORT" >"$KAFKA_DATA_DIR/formatted.properties"
 }
 
+# Print the end of the broker logs, from byte SERVER_LOG_OFFSET of server.log on, so that lines
+# of an earlier run are left out.
 print_broker_logs() {
-  log "last lines of $SERVER_LOG:"
-  tail -n 40 "$SERVER_LOG" >&2 2>/dev/null || log "(no $SERVER_LOG)"
-  log "last lines of $BROKER_STDOUT:"
-  tail -n 20 "$BROKER_STDOUT" >&2 2>/dev/null || log "(no $BROKER_STDOUT)"
+  local server_log_offset="$1" new_lines
+  new_lines="$(tail -c "+$((server_log_offset + 1))" "$SERVER_LOG" 2>/dev/null | tail -n 30)"
+  if [[ -n "$new_lines" ]]; then
+    log "last lines that this start wrote to $SERVER_LOG:"
+    echo "$new_lines" >&2
+  else
+    log "this start wrote nothing to $SERVER_LOG"
+  fi
+  if [[ -s "$BROKER_STDOUT" ]]; then
+    log "last lines of $BROKER_STDOUT (JVM output):"
+    tail -n 20 "$BROKER_STDOUT" >&2
+  fi
 }
 
 # Send SIGTERM, wait up to KAFKA_STOP_TIMEOUT seconds, then send SIGKILL.
@@ -252,19 +262,52 @@ terminate_broker() {
     sleep 0.2
   done
   if kill -0 "$pid" 2>/dev/null; then
-    log "broker (pid $pid) still running ${KAFKA_STOP_TIMEOUT} s after SIGTERM; sending SIGKILL"
+    log "broker (pid $pid) still running ${KAFKA_STOP_TIMEOUT} s after SIGTERM, sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do
+    deadline=$(($(now_ms) + 10000))
+    while kill -0 "$pid" 2>/dev/null && (($(now_ms) < deadline)); do
       sleep 0.1
     done
+    if kill -0 "$pid" 2>/dev/null; then
+      die "broker (pid $pid) still running 10 s after SIGKILL, so $PID_FILE is kept"
+    fi
   fi
   rm -f "$PID_FILE"
+}
+
+server_log_shows_start() {
+  local log_offset="$1"
+  # grep without -q reads all its input, so tail gets no SIGPIPE under pipefail.
+  tail -c "+$((log_offset + 1))" "$SERVER_LOG" 2>/dev/null | grep -F 'Kafka Server started' >/dev/null
+}
+
+# Wait up to KAFKA_START_TIMEOUT seconds until the broker is ready. Ready means that server.log
+# contains the start-up line after byte LOG_OFFSET (not checked when LOG_OFFSET is empty), the port
+# accepts connections, and an admin request returns this data dir's cluster id. Return 1 on
+# timeout, and exit when the broker process exits.
+wait_for_broker() {
+  local pid="$1" log_offset="$2" deadline
+  deadline=$(($(now_ms) + KAFKA_START_TIMEOUT * 1000))
+  while (($(now_ms) < deadline)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rm -f "$PID_FILE"
+      print_broker_logs "${log_offset:-0}"
+      die "the broker exited during start-up, see its logs above"
+    fi
+    if { [[ -z "$log_offset" ]] || server_log_shows_start "$log_offset"; } &&
+      port_open "$KAFKA_PORT" && broker_responds; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  return 1
 }
 
 cmd_start() {
   check_port_number KAFKA_PORT "$KAFKA_PORT"
   check_port_number KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
   check_positive_integer KAFKA_START_TIMEOUT "$KAFKA_START_TIMEOUT"
+  check_positive_integer KAFKA_STOP_TIMEOUT "$KAFKA_STOP_TIMEOUT"
   [[ "$KAFKA_PORT" != "$KAFKA_CONTROLLER_PORT" ]] || die "KAFKA_PORT and KAFKA_CONTROLLER_PORT must differ, both are $KAFKA_PORT"
   check_java
   resolve_data_dir
@@ -273,13 +316,19 @@ cmd_start() {
   if pid="$(broker_pid)"; then
     running_port="$(read_property "$SERVER_PROPERTIES" listeners | sed -n 's/^PLAINTEXT:\/\/127\.0\.0\.1:\([0-9]*\),.*/\1/p')"
     if [[ "$running_port" == "$KAFKA_PORT" ]]; then
-      log "broker already running on 127.0.0.1:$KAFKA_PORT (pid $pid, data dir $KAFKA_DATA_DIR)"
-      return 0
+      # Another start may still be waiting for this broker, so wait until it responds too. Its
+      # start-up line may have rolled out of server.log, so that check is skipped.
+      if wait_for_broker "$pid" ""; then
+        log "broker already running on 127.0.0.1:$KAFKA_PORT (pid $pid, data dir $KAFKA_DATA_DIR)"
+        return 0
+      fi
+      print_broker_logs 0
+      die "the broker from $KAFKA_DATA_DIR (pid $pid) runs, but did not respond on 127.0.0.1:$KAFKA_PORT within ${KAFKA_START_TIMEOUT} s. Its logs are above. Run 'scripts/kafka.sh stop' and start again"
     fi
-    die "the broker from $KAFKA_DATA_DIR is already running on port $running_port (pid $pid); run 'scripts/kafka.sh stop' first or use another KAFKA_DATA_DIR"
+    die "the broker from $KAFKA_DATA_DIR is already running on port $running_port (pid $pid). Run 'scripts/kafka.sh stop' first, or use another KAFKA_DATA_DIR"
   fi
-  port_open "$KAFKA_PORT" && die "port $KAFKA_PORT on 127.0.0.1 is in use by another process; stop it or set KAFKA_PORT"
-  port_open "$KAFKA_CONTROLLER_PORT" && die "port $KAFKA_CONTROLLER_PORT on 127.0.0.1 is in use by another process; stop it or set KAFKA_CONTROLLER_PORT"
+  port_open "$KAFKA_PORT" && die "port $KAFKA_PORT on 127.0.0.1 is in use by another process. Stop that process or set KAFKA_PORT"
+  port_open "$KAFKA_CONTROLLER_PORT" && die "port $KAFKA_CONTROLLER_PORT on 127.0.0.1 is in use by another process. Stop that process or set KAFKA_CONTROLLER_PORT"
 
   cmd_fetch
   mkdir -p "$BROKER_LOG_DIR"
@@ -287,7 +336,7 @@ cmd_start() {
   format_storage
 
   # Only log lines written after this offset belong to the new broker process.
-  local log_offset=0 started deadline
+  local log_offset=0 started
   [[ -f "$SERVER_LOG" ]] && log_offset="$(stat -c %s "$SERVER_LOG")"
   started="$(now_ms)"
   log "starting Kafka $KAFKA_VERSION broker on 127.0.0.1:$KAFKA_PORT (controller port $KAFKA_CONTROLLER_PORT, log $SERVER_LOG)"
@@ -299,27 +348,15 @@ cmd_start() {
   pid=$!
   echo "$pid" >"$PID_FILE"
 
-  # Ready means: the log says the server started, the port accepts connections, and an admin
-  # request returns this data dir's cluster id.
-  deadline=$((started + KAFKA_START_TIMEOUT * 1000))
-  while (($(now_ms) < deadline)); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rm -f "$PID_FILE"
-      print_broker_logs
-      die "the broker exited during start-up; its logs are above"
-    fi
-    if tail -c "+$((log_offset + 1))" "$SERVER_LOG" 2>/dev/null | grep -F 'Kafka Server started' >/dev/null &&
-      port_open "$KAFKA_PORT" && broker_answers; then
-      log "broker ready on 127.0.0.1:$KAFKA_PORT after $(($(now_ms) - started)) ms (pid $pid, cluster id $(cluster_id))"
-      return 0
-    fi
-    sleep 0.5
-  done
+  if wait_for_broker "$pid" "$log_offset"; then
+    log "broker ready on 127.0.0.1:$KAFKA_PORT after $(($(now_ms) - started)) ms (pid $pid, cluster id $(cluster_id))"
+    return 0
+  fi
 
-  print_broker_logs
+  print_broker_logs "$log_offset"
   log "stopping the broker (pid $pid) that did not become ready"
   terminate_broker "$pid"
-  die "timed out after ${KAFKA_START_TIMEOUT} s waiting for the broker on 127.0.0.1:$KAFKA_PORT; its logs are above"
+  die "timed out after ${KAFKA_START_TIMEOUT} s waiting for the broker on 127.0.0.1:$KAFKA_PORT, see its logs above"
 }
 
 cmd_stop() {
@@ -345,8 +382,8 @@ cmd_status() {
     return 1
   fi
   fetch_is_complete || die "the broker (pid $pid) runs, but the jars in $LIBS_DIR are incomplete, so no admin request can be sent"
-  if ! broker_answers; then
-    log "not answering: the broker (pid $pid) runs, but 127.0.0.1:$KAFKA_PORT did not return cluster id $(cluster_id)"
+  if ! broker_responds; then
+    log "not responding: the broker (pid $pid) runs, but 127.0.0.1:$KAFKA_PORT did not return cluster id $(cluster_id)"
     return 1
   fi
   log "running on 127.0.0.1:$KAFKA_PORT (pid $pid, cluster id $(cluster_id), data dir $KAFKA_DATA_DIR)"
@@ -360,16 +397,17 @@ cmd_create_topics() {
   local spec name partitions
   for spec in "$@"; do
     name="${spec%%:*}"
-    [[ "$name" =~ ^[A-Za-z0-9._-]{1,249}$ ]] ||
-      die "invalid topic name '$name': use 1 to 249 characters from A-Z, a-z, 0-9, '.', '_' and '-'"
+    if ! [[ "$name" =~ ^[A-Za-z0-9._-]{1,249}$ ]] || [[ "$name" == "." || "$name" == ".." ]]; then
+      die "invalid topic name '$name'. Use 1 to 249 characters from A-Z, a-z, 0-9, '.', '_' and '-', other than '.' and '..'"
+    fi
     if [[ "$spec" == *:* ]]; then
       check_positive_integer "the partition count of topic $name" "${spec#*:}"
     fi
   done
 
   check_java
-  fetch_is_complete || die "the Kafka jars are missing from $LIBS_DIR; run 'scripts/kafka.sh fetch' or 'scripts/kafka.sh start'"
-  port_open "$KAFKA_PORT" || die "no broker accepts connections on 127.0.0.1:$KAFKA_PORT; run 'scripts/kafka.sh start'"
+  fetch_is_complete || die "the Kafka jars are missing from $LIBS_DIR. Run 'scripts/kafka.sh fetch' or 'scripts/kafka.sh start'"
+  port_open "$KAFKA_PORT" || die "no broker accepts connections on 127.0.0.1:$KAFKA_PORT. Run 'scripts/kafka.sh start'"
 
   local -a partition_args
   for spec in "$@"; do
@@ -380,12 +418,12 @@ cmd_create_topics() {
       partitions="${spec#*:}"
       partition_args=(--partitions "$partitions")
     fi
-    log "creating topic $name ($partitions partitions, replication factor 1) unless it exists"
+    log "creating topic $name (partitions: $partitions, replication factor: 1) unless it exists"
     # NOTE: --if-not-exists leaves an existing topic as it is, even when its partition count differs.
     run_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
       --command-config "$TOOL_CLIENT_CONFIG" --create --if-not-exists --topic "$name" \
       "${partition_args[@]}" --replication-factor 1 >&2 ||
-      die "creating topic $name failed; the TopicCommand output is above"
+      die "creating topic $name failed, see the TopicCommand output above"
   done
 }
 
