@@ -3,25 +3,49 @@ import type { Completion, CompletionRequest, LlmClient } from '../../../domain/p
 
 export const OFFLINE_MODEL_NAME = 'offline-faq';
 
-/** Share of the entry's words that the user's text must contain for a FAQ answer. */
+/**
+ * Minimum score for a FAQ answer. An entry's score is the share of its words (question and
+ * keywords) found in the user's text, plus 0.5 when one of its keywords is among them.
+ */
 const MIN_FAQ_SCORE = 0.34;
 
-const GREETINGS = new Set([
+/** A message that starts with a greeting and has at most this many words may get the greeting. */
+const MAX_GREETING_WORDS = 4;
+
+/** Greetings as normalized words, longest first so "bom dia" is tried before a shorter prefix. */
+const GREETINGS = [
   'oi', 'ola', 'oie', 'bom dia', 'boa tarde', 'boa noite', 'e ai', 'opa', 'salve',
   'hi', 'hello', 'hey', 'good morning', 'good afternoon', 'good evening',
+]
+  .map((greeting) => greeting.split(' '))
+  .sort((left, right) => right.length - left.length);
+
+/** Words that may follow a greeting without asking anything ("oi, tudo bem?", "hi there"). */
+const SMALL_TALK = new Set([
+  'tudo', 'bem', 'bom', 'boa', 'beleza', 'blz', 'como', 'vai', 'voce', 'vc', 'ai', 'dia', 'tarde',
+  'noite', 'pessoal', 'gente', 'there', 'how', 'are', 'you', 'all', 'everyone', 'morning',
+  'afternoon', 'evening', 'oi', 'ola', 'hi', 'hello',
 ]);
+
+/** Greeting of an assistant that has none configured; `{name}` is the assistant's name. */
+const DEFAULT_GREETINGS = {
+  pt: 'Olá! Você está falando com {name}. Como posso ajudar?',
+  en: "Hi! You're talking to {name}. How can I help?",
+} as const;
 
 const STOPWORDS = new Set([
   'a', 'o', 'as', 'os', 'um', 'uma', 'de', 'do', 'da', 'dos', 'das', 'e', 'em', 'no', 'na', 'nos',
   'nas', 'para', 'pra', 'por', 'com', 'que', 'qual', 'quais', 'como', 'eu', 'voce', 'voces', 'meu',
-  'minha', 'se', 'me', 'ao', 'the', 'an', 'of', 'to', 'in', 'on', 'for', 'is', 'are', 'i', 'you',
-  'my', 'do', 'does', 'can', 'how', 'what', 'and', 'or', 'it', 'be', 'with', 'please', 'por favor',
+  'minha', 'se', 'me', 'ao', 'favor', 'the', 'an', 'of', 'to', 'in', 'on', 'for', 'is', 'are', 'i',
+  'you', 'my', 'does', 'can', 'how', 'what', 'and', 'or', 'it', 'be', 'with', 'please',
 ]);
 
 /**
  * Answers from the assistant's own configuration, with no network and no credentials: the
  * greeting for a greeting, the FAQ entry whose words best match the user's text, else the
- * fallback reply. It is not a language model: it neither reads the history nor writes new text.
+ * fallback reply. A short message that starts with a greeting ("oi, pix?") gets the FAQ answer
+ * when one matches, else the greeting. An assistant without a greeting gets a default one in its
+ * locale. It is not a language model: it reads neither the history nor the system prompt.
  */
 export class OfflineLlmClient implements LlmClient {
   async complete(request: CompletionRequest): Promise<Completion> {
@@ -42,21 +66,42 @@ function lastUserMessage(request: CompletionRequest): string {
 
 function answer(assistant: Assistant, userText: string): string {
   const normalized = normalize(userText);
-  if (assistant.greeting !== undefined && isGreeting(normalized)) {
-    return assistant.greeting;
+  const greeting = greetingKind(normalized);
+  if (greeting === 'only') {
+    return greetingOf(assistant);
   }
+
   const best = bestFaqEntry(assistant.faq, words(normalized));
-  return best?.answer ?? assistant.fallbackReply;
+  if (best !== undefined) {
+    return best.answer;
+  }
+  return greeting === 'leading' ? greetingOf(assistant) : assistant.fallbackReply;
 }
 
-function isGreeting(normalized: string): boolean {
-  const stripped = normalized.replace(/[^a-z0-9 ]/g, ' ').replace(/\s+/g, ' ').trim();
-  if (GREETINGS.has(stripped)) {
-    return true;
+/**
+ * Classifies a normalized text: `only` for a greeting with at most small talk after it,
+ * `leading` for a short message that starts with a greeting, else undefined.
+ */
+function greetingKind(normalized: string): 'only' | 'leading' | undefined {
+  const tokens = normalized.split(/[^a-z0-9]+/).filter((token) => token !== '');
+  const greeting = GREETINGS.find((phrase) => phrase.every((word, index) => tokens[index] === word));
+  if (greeting === undefined) {
+    return undefined;
   }
-  // "oi, tudo bem?" or "olá, bom dia": a short message that starts with a greeting.
-  const tokens = stripped.split(' ');
-  return tokens.length <= 4 && [...GREETINGS].some((greeting) => stripped.startsWith(`${greeting} `));
+
+  const rest = tokens.slice(greeting.length);
+  if (rest.every((token) => SMALL_TALK.has(token))) {
+    return 'only';
+  }
+  return tokens.length <= MAX_GREETING_WORDS ? 'leading' : undefined;
+}
+
+function greetingOf(assistant: Assistant): string {
+  if (assistant.greeting !== undefined) {
+    return assistant.greeting;
+  }
+  const template = assistant.locale.toLowerCase().startsWith('pt') ? DEFAULT_GREETINGS.pt : DEFAULT_GREETINGS.en;
+  return template.replace('{name}', () => assistant.name);
 }
 
 /** Scores each entry by the share of its words found in the user's text. */
