@@ -21,8 +21,8 @@ interface StoredConversation {
  */
 export class InMemoryMemoryRepo implements MemoryRepo {
   private readonly conversations = new Map<string, StoredConversation>();
-  /** tenant and user → conversation ids, in the order of their last activity. */
-  private readonly userConversations = new Map<string, Map<string, number>>();
+  /** tenant and user → conversation ids, oldest activity first (each append moves its id last). */
+  private readonly userConversations = new Map<string, Set<string>>();
 
   constructor(
     private readonly clock: Clock,
@@ -47,14 +47,19 @@ export class InMemoryMemoryRepo implements MemoryRepo {
     }
     const overflow = conversation.turns.length - this.limits.maxTurnsPerConversation;
     if (overflow > 0) {
-      conversation.turns.splice(0, overflow);
+      // Like RedisMemoryRepo, keep only the ids of the turns still stored, so the set stays capped.
+      for (const dropped of conversation.turns.splice(0, overflow)) {
+        conversation.messageIds.delete(dropped.messageId);
+      }
     }
     conversation.lastActivityMs = now;
     this.conversations.set(id, conversation);
 
     const userKey = JSON.stringify([key.tenantId, userId]);
-    const owned = this.userConversations.get(userKey) ?? new Map<string, number>();
-    owned.set(key.conversationId, now);
+    const owned = this.userConversations.get(userKey) ?? new Set<string>();
+    // Re-inserting moves the id to the end, so two appends at the same clock time keep their order.
+    owned.delete(key.conversationId);
+    owned.add(key.conversationId);
     this.userConversations.set(userKey, owned);
   }
 
@@ -72,12 +77,12 @@ export class InMemoryMemoryRepo implements MemoryRepo {
       return { conversations: [] };
     }
 
-    const newestFirst = [...owned.entries()]
-      .filter(([conversation]) => conversation !== query.excludeConversationId)
-      .sort((left, right) => right[1] - left[1]);
+    const newestFirst = [...owned]
+      .reverse()
+      .filter((conversation) => conversation !== query.excludeConversationId);
 
     const conversations: UserHistory['conversations'] = [];
-    for (const [conversation] of newestFirst) {
+    for (const conversation of newestFirst) {
       if (conversations.length >= query.maxConversations) {
         break;
       }
@@ -87,6 +92,11 @@ export class InMemoryMemoryRepo implements MemoryRepo {
       );
       if (turns.length > 0) {
         conversations.push({ conversationId: conversation, turns });
+        continue;
+      }
+      // An expired conversation is forgotten here, so the user's set does not keep every id ever seen.
+      if (!this.conversations.has(conversationId({ tenantId: query.tenantId, conversationId: conversation }))) {
+        owned.delete(conversation);
       }
     }
     return { conversations };
