@@ -138,6 +138,23 @@ describe('in-memory flow: received in, generated out', () => {
     expect(bus.generated).toHaveLength(0);
   });
 
+  it('dead-letters a non-retryable store error', async () => {
+    const corrupt: MemoryRepo = {
+      appendTurns: (...args) => memory.appendTurns(...args),
+      recentTurns: async () => {
+        throw new ServiceError(ErrorCode.StoreUnavailable, 'unreadable record', { retryable: false });
+      },
+      userHistory: (...args) => memory.userHistory(...args),
+    };
+    await start(corrupt);
+
+    send(receivedEvent({ messageId: 'corrupt' }));
+    await bus.idle();
+
+    expect(bus.deadLetters.map((letter) => letter.reason)).toEqual(['processing_failed']);
+    expect(metrics.retries).toHaveLength(2);
+  });
+
   it('answers later messages after a poison one', async () => {
     let poisoned = true;
     const onceBroken: MemoryRepo = {

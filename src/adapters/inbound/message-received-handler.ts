@@ -15,7 +15,7 @@ export interface RetryPolicy {
   /** First wait after a failed attempt, in milliseconds; it doubles up to `maxDelayMs`. */
   initialDelayMs: number;
   maxDelayMs: number;
-  /** Attempts for an unexpected (non-ServiceError) failure before the record is dead-lettered. */
+  /** Attempts for a failure that is not a retryable ServiceError before the record is dead-lettered. */
   maxUnexpectedAttempts: number;
 }
 
@@ -42,8 +42,9 @@ export interface MessageReceivedHandlerDependencies {
  *
  * Retries: a retryable ServiceError (a store or the bus is down, another worker holds the
  * message) is retried with backoff until it succeeds or the consumer stops, because the input
- * is fine. An unexpected error is retried `maxUnexpectedAttempts` times, then dead-lettered
- * with reason `processing_failed`, so one poison record cannot stop its partition.
+ * is fine. Any other error (a bug, a corrupt stored record) is retried `maxUnexpectedAttempts`
+ * times, then dead-lettered with reason `processing_failed`, so one poison record cannot stop
+ * its partition.
  */
 export class MessageReceivedHandler {
   private readonly retry: RetryPolicy;
@@ -95,7 +96,7 @@ export class MessageReceivedHandler {
       try {
         return await this.deps.processMessage.execute(event);
       } catch (error) {
-        if (!isServiceError(error)) {
+        if (!isServiceError(error) || !error.retryable) {
           unexpectedFailures += 1;
           if (unexpectedFailures >= this.retry.maxUnexpectedAttempts) {
             this.deps.logger.error('processing failed on every attempt; dead-lettering', {
