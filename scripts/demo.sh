@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo on a fresh clone: fetches Node.js 24 if needed, installs the npm dependencies,
 # starts a local Kafka broker (stopped again at the end if this script started it), uses Redis
-# on 127.0.0.1:6379 when it answers, then runs scripts/demo.ts: the service, a stream of events
+# on 127.0.0.1:6379 when it responds, then runs scripts/demo.ts: the service, a stream of events
 # in, the replies and dead letters out, and a summary.
 #
 # Usage: scripts/demo.sh [--input FILE] [--timeout SECONDS]

@@ -46,7 +46,7 @@ interface InputLine {
   lineNumber: number;
   raw: string;
   key: string | null;
-  /** `tenant message_id` when the service must answer it, else undefined. */
+  /** `tenant message_id` when the service must reply to it, else undefined. */
   replyKey: string | undefined;
   conversation: string | undefined;
   expectedDeadLetter: string | undefined;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test on a fresh machine: fetches Node.js 24 if needed, installs the npm
 # dependencies, starts a local Kafka broker (stopped again at the end if this script started
-# it), makes sure Redis answers on 127.0.0.1:6379, then type-checks, checks the layer rules and
+# it), makes sure Redis responds on 127.0.0.1:6379, then type-checks, checks the layer rules and
 # the exported schemas, and runs all vitest projects (unit, contract, integration, end-to-end).
 #
 # Usage: scripts/test.sh [vitest arguments]
