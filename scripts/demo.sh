@@ -20,6 +20,8 @@ else
   echo "warning: running the demo without Redis: the service keeps dedup and memory in-process" >&2
 fi
 
+# The broker this script starts listens on KAFKA_PORT (default 9092).
+export DEMO_KAFKA_BROKER="${DEMO_KAFKA_BROKER:-127.0.0.1:${KAFKA_PORT:-9092}}"
 started_kafka=0
 if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
   bash scripts/kafka.sh start

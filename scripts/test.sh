@@ -16,6 +16,8 @@ source scripts/ensure-deps.sh
 ia_ensure_deps
 ia_ensure_redis
 
+# The broker this script starts listens on KAFKA_PORT (default 9092).
+export TEST_KAFKA_BROKER="${TEST_KAFKA_BROKER:-127.0.0.1:${KAFKA_PORT:-9092}}"
 started_kafka=0
 if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
   bash scripts/kafka.sh start
