@@ -10,11 +10,8 @@
  * Each run uses its own topics (`demo.<run id>.*`), consumer group and Redis key prefix, so runs
  * never see each other's events or deduplication records.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import kafkajs from 'kafkajs';
@@ -23,6 +20,8 @@ import { loadAssistantsFile } from '../src/adapters/outbound/assistants/assistan
 import { decodeMessageReceived } from '../src/domain/decode-message-received.js';
 import type { MessageGeneratedEvent } from '../src/domain/events.js';
 import { loadConfig } from '../src/main/config.js';
+
+import { startServiceProcess, stopServiceProcess } from './lib/service-runner.js';
 
 const { Kafka, logLevel } = kafkajs;
 
@@ -62,7 +61,8 @@ async function main(): Promise<void> {
   console.log(`stores      ${redisUrl === undefined ? 'in-memory (no Redis)' : `Redis ${redisUrl}`}`);
   console.log(`expecting   ${expectation.replies.size} replies and ${expectation.deadLetters} dead letters\n`);
 
-  const service = await startService();
+  const service = await startServiceProcess({ runId, label: 'demo', broker, topics, redisUrl });
+  console.log(`service     started (pid ${service.child.pid}, http 127.0.0.1:${service.port}, log ${service.logPath})`);
   const kafka = new Kafka({ clientId: `demo-${runId}`, brokers: [broker], logLevel: logLevel.NOTHING });
   const watcher = kafka.consumer({ groupId: `demo-watch-${runId}` });
   const producer = kafka.producer();
@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   } finally {
     await producer.disconnect().catch(() => {});
     await watcher.disconnect().catch(() => {});
-    await stopService(service.child);
+    await stopServiceProcess(service.child);
   }
 
   const ok = summarise({ lines, expectation, replies, replyOrder, deadLetters, elapsedMs: Date.now() - startedAt });
@@ -235,76 +235,6 @@ function summarise(run: {
   console.log(`  wall time               ${(run.elapsedMs / 1000).toFixed(1)} s`);
   console.log(problems.length === 0 ? '  result                  OK' : `  result                  FAILED: ${problems.join('; ')}`);
   return problems.length === 0;
-}
-
-async function startService(): Promise<{ child: ChildProcess; logPath: string }> {
-  const port = await freePort();
-  await mkdir('.tools', { recursive: true });
-  const logPath = `.tools/demo-${runId}.log`;
-  const log = createWriteStream(logPath);
-
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main/server.ts'], {
-    env: {
-      ...process.env,
-      ENABLE_KAFKA: 'true',
-      KAFKA_BROKER: broker,
-      KAFKA_CLIENT_ID: `ia-conversational-demo-${runId}`,
-      KAFKA_CONSUMER_GROUP: `ia-conversational-demo-${runId}`,
-      KAFKA_MESSAGE_RECEIVED_TOPIC: topics.received,
-      KAFKA_MESSAGE_GENERATED_TOPIC: topics.generated,
-      KAFKA_DEAD_LETTER_TOPIC: topics.deadLetter,
-      KAFKA_CREATE_TOPICS: 'true',
-      HTTP_HOST: '127.0.0.1',
-      HTTP_PORT: String(port),
-      ...(redisUrl === undefined ? { REDIS_URL: '' } : { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `demo:${runId}:` }),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout!.pipe(log);
-  child.stderr!.pipe(log);
-
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) {
-      throw new Error(`the service exited with code ${child.exitCode} during start-up; see ${logPath}`);
-    }
-    if (await isReady(port)) {
-      console.log(`service     started (pid ${child.pid}, http 127.0.0.1:${port}, log ${logPath})`);
-      return { child, logPath };
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`the service was not ready within 60 s; see ${logPath}`);
-}
-
-async function isReady(port: number): Promise<boolean> {
-  try {
-    const response = await fetch(`http://127.0.0.1:${port}/health/ready`);
-    return response.ok;
-  } catch {
-    return false;
-  }
-}
-
-async function stopService(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
 }
 
 function formatCounts(counts: Map<string, number>): string {
