@@ -56,7 +56,7 @@ export const environmentSchema = z.object({
   KAFKA_CREATE_TOPICS: booleanFlag(true),
   KAFKA_TOPIC_PARTITIONS: positiveInt(3),
   KAFKA_TOPIC_REPLICATION_FACTOR: positiveInt(1),
-  KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY: positiveInt(3),
+  KAFKA_MAX_IN_FLIGHT_PER_PARTITION: positiveInt(100),
   KAFKA_CONNECTION_TIMEOUT_MS: positiveInt(3000),
   KAFKA_STARTUP_TIMEOUT_MS: positiveInt(15000),
   KAFKA_SESSION_TIMEOUT_MS: positiveInt(30000),
@@ -112,7 +112,7 @@ export interface KafkaSettings {
   createTopics: boolean;
   topicPartitions: number;
   topicReplicationFactor: number;
-  partitionsConsumedConcurrently: number;
+  maxInFlightPerPartition: number;
   connectionTimeoutMs: number;
   startupTimeoutMs: number;
   sessionTimeoutMs: number;
@@ -230,7 +230,7 @@ function toAppConfig(e: Environment): AppConfig {
       createTopics: e.KAFKA_CREATE_TOPICS,
       topicPartitions: e.KAFKA_TOPIC_PARTITIONS,
       topicReplicationFactor: e.KAFKA_TOPIC_REPLICATION_FACTOR,
-      partitionsConsumedConcurrently: e.KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY,
+      maxInFlightPerPartition: e.KAFKA_MAX_IN_FLIGHT_PER_PARTITION,
       connectionTimeoutMs: e.KAFKA_CONNECTION_TIMEOUT_MS,
       startupTimeoutMs: e.KAFKA_STARTUP_TIMEOUT_MS,
       sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,

@@ -183,7 +183,7 @@ describe('KafkaEventBus', () => {
   });
 
   it('backoff of one partition leaves the others running', async () => {
-    const settings = testKafkaSettings(uniqueSuffix(), { topicPartitions: 2, partitionsConsumedConcurrently: 2 });
+    const settings = testKafkaSettings(uniqueSuffix(), { topicPartitions: 2 });
     const logger = new CapturingLogger();
     const bus = new KafkaEventBus(settings, logger, { stopTimeoutMs: 5000, redeliveryDelayMs: 3000, maxRedeliveryDelayMs: 3000 });
     buses.push(bus);

@@ -21,7 +21,7 @@ export function testKafkaSettings(suffix: string, overrides: Partial<KafkaEventB
     createTopics: true,
     topicPartitions: 3,
     topicReplicationFactor: 1,
-    partitionsConsumedConcurrently: 3,
+    maxInFlightPerPartition: 100,
     connectionTimeoutMs: 3000,
     startupTimeoutMs: 15_000,
     sessionTimeoutMs: 10_000,

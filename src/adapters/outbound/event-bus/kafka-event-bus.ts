@@ -20,9 +20,10 @@ import type {
   InboundHandler,
   InboundRecord,
 } from '../../../domain/ports/event-bus.js';
-import type { LogFields, Logger } from '../../../domain/ports/logger.js';
+import type { Logger } from '../../../domain/ports/logger.js';
 
 import { createKafkaLogCreator, toKafkaLogLevel, type KafkaLogLevel } from './kafka-log.js';
+import { PartitionTracker, type HandlerOutcome, type PartitionHooks } from './kafka-partition-tracker.js';
 import { deadLetterRecord, generatedRecord, toInboundRecord } from './kafka-records.js';
 
 const { Kafka, Partitioners } = kafkajs;
@@ -37,8 +38,8 @@ export interface KafkaEventBusSettings {
   createTopics: boolean;
   topicPartitions: number;
   topicReplicationFactor: number;
-  /** Partitions whose records are handled at the same time; records of one partition never are. */
-  partitionsConsumedConcurrently: number;
+  /** Records of one partition fetched but not finished, above which that partition is paused. */
+  maxInFlightPerPartition: number;
   connectionTimeoutMs: number;
   /** Time connect() may take, topic creation included, before it gives up. */
   startupTimeoutMs: number;
@@ -89,31 +90,26 @@ const FETCH_MAX_WAIT_MS = 500;
 /** Pause between topic metadata checks while connect() waits for new topics to get leaders. */
 const METADATA_POLL_MS = 200;
 
-type HandlerOutcome = { kind: 'resolved' } | { kind: 'rejected'; error: unknown } | { kind: 'abandoned' };
+/**
+ * kafkajs' consumer loop heartbeats after every fetch, and eachMessage returns at once here, so a
+ * long handler needs no heartbeat of its own.
+ */
+const heartbeatNotNeeded = async (): Promise<void> => {};
 
-interface RecordInHand {
-  record: InboundRecord;
-  /** Settles once the handler ended and the offset was committed (or left uncommitted). */
-  done: Promise<void>;
-}
-
-/** Failures of the record a partition is stuck on, and the timer that resumes the partition. */
-interface PartitionRedelivery {
-  offset: string;
-  failures: number;
-  timer: NodeJS.Timeout | undefined;
-}
+/** Error types (kafkajs 2.2.4 protocol errors) that mean this member's group generation is over. */
+const GROUP_GENERATION_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
 
 /**
  * EventBus on Kafka through kafkajs 2.2.4: an idempotent producer for replies and dead letters,
  * and a consumer group on the received topic that commits a record's offset only after its
  * handler resolved.
  *
- * Delivery: records of one partition are handled one at a time in offset order, and up to
- * `partitionsConsumedConcurrently` partitions at once. A record whose handler rejects is
- * delivered again after a capped exponential backoff, before any later record of its partition.
- * While a handler runs, the consumer heartbeats on a timer, because kafkajs heartbeats only
- * between records.
+ * Delivery: records with the same key (one conversation; records without a key share one key per
+ * partition) are handled one at a time in offset order, and records with different keys at the
+ * same time, in every partition. A record whose handler rejects is handled again after a capped
+ * exponential backoff, before any later record of its key. Each partition commits the lowest
+ * offset below which every record is finished (see PartitionTracker), and is paused while
+ * `maxInFlightPerPartition` of its records are unfinished.
  *
  * Lifecycle: `connect()` first (fails within `startupTimeoutMs`), then `consume()`, then `stop()`.
  */
@@ -131,9 +127,11 @@ export class KafkaEventBus implements EventBus {
   /** Set once connect() failed or stop() finished, when kafkajs' remaining retries are only noise. */
   private libraryLogsMuted = false;
   private readonly stopController = new AbortController();
-  private readonly recordsInHand = new Set<RecordInHand>();
+  /** Partitions this consumer owns and has fetched from, by partitionKey(). */
+  private readonly trackers = new Map<string, PartitionTracker>();
+  /** Per partition, settles when the handlers of its revoked trackers have ended. */
+  private readonly retiredHandlers = new Map<string, Promise<void>>();
   private readonly pendingSends = new Set<Promise<unknown>>();
-  private readonly redeliveries = new Map<string, PartitionRedelivery>();
   /** Aborted when stop() stops waiting for the records in hand. */
   private readonly abandonController = new AbortController();
   private readonly state = {
@@ -153,7 +151,8 @@ export class KafkaEventBus implements EventBus {
       maxRedeliveryDelayMs: options.maxRedeliveryDelayMs ?? DEFAULT_OPTIONS.maxRedeliveryDelayMs,
       libraryLogLevel: options.libraryLogLevel ?? DEFAULT_OPTIONS.libraryLogLevel,
     };
-    // kafkajs recommends about a third of the session timeout; its own default is 3 s.
+    // kafkajs recommends about a third of the session timeout; its own default is 3 s. It
+    // heartbeats between fetches, which go on while handlers run.
     this.heartbeatIntervalMs = Math.max(1, Math.min(3000, Math.floor(settings.sessionTimeoutMs / 3)));
 
     const kafka = new Kafka({
@@ -225,20 +224,16 @@ export class KafkaEventBus implements EventBus {
 
     const topic = this.settings.topics.received;
     await this.consumer.subscribe({ topic, fromBeginning: true });
-    // NOTE: records of one partition are handled one at a time, so one slow conversation holds up
-    // the other conversations of its partition. kafkajs 2.2.4 also fetches again only after every
-    // batch of the last fetch was handled. Per-key concurrency would replace deliverRecord here:
-    // queue records per key, return from eachMessage at once (pausing the partition while its
-    // queues are full), and commit the lowest offset below which every record is finished.
+    // eachMessage returns at once, so kafkajs' partitionsConsumedConcurrently (workers that run
+    // eachMessage) is left at its default of 1.
     await this.consumer.run({
       autoCommit: false,
-      partitionsConsumedConcurrently: this.settings.partitionsConsumedConcurrently,
-      eachMessage: (payload) => this.deliverRecord(payload, handler),
+      eachMessage: (payload) => this.acceptRecord(payload, handler),
     });
     this.logger.info('consuming Kafka topic', {
       topic,
       group_id: this.settings.consumerGroup,
-      partitions_consumed_concurrently: this.settings.partitionsConsumedConcurrently,
+      max_in_flight_per_partition: this.settings.maxInFlightPerPartition,
     });
   }
 
@@ -426,64 +421,62 @@ export class KafkaEventBus implements EventBus {
   // --- consuming ---
 
   /**
-   * Handles one record for kafkajs' eachMessage. Never rejects, because kafkajs reacts to a
-   * rejection by halting every partition of the broker (see redeliverLater).
+   * Hands one record to its partition's tracker for kafkajs' eachMessage and returns without
+   * waiting for the handler. kafkajs 2.2.4 fetches again only after eachMessage returned for every
+   * record of the last fetch, so waiting here would let one slow handler hold up every partition.
    */
-  private deliverRecord(payload: EachMessagePayload, handler: InboundHandler): Promise<void> {
+  private acceptRecord(payload: EachMessagePayload, handler: InboundHandler): Promise<void> {
     if (this.stopping !== undefined) {
       // stop() paused the topic, but kafkajs may still pass on the rest of a fetched batch. Such a
       // record is not handled and stays uncommitted.
       return Promise.resolve();
     }
 
-    const record = toInboundRecord(payload.topic, payload.partition, payload.message);
-    const entry: RecordInHand = { record, done: this.processRecord(record, payload, handler) };
-    this.recordsInHand.add(entry);
-    return entry.done.finally(() => this.recordsInHand.delete(entry));
-  }
-
-  private async processRecord(record: InboundRecord, payload: EachMessagePayload, handler: InboundHandler): Promise<void> {
-    try {
-      const outcome = await this.runHandler(record, payload, handler);
-      switch (outcome.kind) {
-        case 'resolved':
-          await this.commit(record);
-          return;
-        case 'rejected':
-          this.redeliverLater(record, outcome.error);
-          return;
-        case 'abandoned':
-          return;
-      }
-    } catch (error) {
-      this.logger.error('unexpected error while delivering an inbound record', {
-        ...recordFields(record),
-        error: describeError(error),
-      });
+    const { topic, partition, message } = payload;
+    const tracker = this.trackerOf(topic, partition, handler);
+    if (tracker.accept(toInboundRecord(topic, partition, message)) === 'full') {
+      // kafkajs counts the record as consumed once eachMessage returns; the seek makes the fetch
+      // after the resume start from it again. The tracker paused the partition.
+      this.consumer.seek({ topic, partition, offset: message.offset });
     }
+    return Promise.resolve();
   }
 
-  /** Runs the handler with a heartbeat timer; settles early with 'abandoned' when stop() gives up on it. */
-  private async runHandler(record: InboundRecord, payload: EachMessagePayload, handler: InboundHandler): Promise<HandlerOutcome> {
-    let heartbeatFailed = false;
-    const heartbeat = async (): Promise<void> => {
-      try {
-        await payload.heartbeat();
-      } catch (error) {
-        // kafkajs rejoins the group once eachMessage returns; one line per record is enough.
-        if (!heartbeatFailed) {
-          heartbeatFailed = true;
-          this.logger.warn('heartbeat failed while a record was in hand; the group may rebalance', {
-            ...recordFields(record),
-            error: describeError(error),
-          });
-        }
-      }
-    };
-    // Without this, a handler longer than the session timeout gets this member evicted.
-    // payload.heartbeat() sends at most one request per heartbeatIntervalMs.
-    const timer = setInterval(() => void heartbeat(), this.heartbeatIntervalMs);
+  private trackerOf(topic: string, partition: number, handler: InboundHandler): PartitionTracker {
+    const id = partitionKey(topic, partition);
+    const existing = this.trackers.get(id);
+    if (existing !== undefined) {
+      return existing;
+    }
 
+    const hooks: PartitionHooks = {
+      run: (record) => this.runHandler(record, handler),
+      commit: (offset) => this.commit(topic, partition, offset),
+      pause: () => this.pausePartition(topic, partition),
+      resume: () => this.resumePartition(topic, partition),
+      isStopping: () => this.stopping !== undefined,
+      wait: (ms) => this.waitUnlessStopping(ms),
+    };
+    const tracker = new PartitionTracker(
+      topic,
+      partition,
+      {
+        maxInFlight: this.settings.maxInFlightPerPartition,
+        redeliveryDelayMs: this.options.redeliveryDelayMs,
+        maxRedeliveryDelayMs: this.options.maxRedeliveryDelayMs,
+      },
+      hooks,
+      this.logger,
+      // When this consumer had the partition before, its old handlers end before new ones start,
+      // so that one key never runs twice at once here.
+      this.retiredHandlers.get(id),
+    );
+    this.trackers.set(id, tracker);
+    return tracker;
+  }
+
+  /** Runs the handler; settles early with 'abandoned' when stop() gives up on it. */
+  private async runHandler(record: InboundRecord, handler: InboundHandler): Promise<HandlerOutcome> {
     // A listener per record, removed afterwards: racing every record against one long-lived
     // promise would keep a reaction per record on it until shutdown.
     const abandonSignal = this.abandonController.signal;
@@ -498,77 +491,71 @@ export class KafkaEventBus implements EventBus {
 
     try {
       const handled = Promise.resolve()
-        .then(() => handler(record, { signal: this.stopController.signal, heartbeat }))
+        .then(() => handler(record, { signal: this.stopController.signal, heartbeat: heartbeatNotNeeded }))
         .then(
           (): HandlerOutcome => ({ kind: 'resolved' }),
           (error: unknown): HandlerOutcome => ({ kind: 'rejected', error }),
         );
       return await Promise.race([handled, abandoned]);
     } finally {
-      clearInterval(timer);
       abandonSignal.removeEventListener('abort', onAbandon);
     }
   }
 
-  private async commit(record: InboundRecord): Promise<void> {
-    const nextOffset = (BigInt(record.offset) + 1n).toString();
+  private async commit(topic: string, partition: number, offset: string): Promise<void> {
     try {
-      await this.consumer.commitOffsets([{ topic: record.topic, partition: record.partition, offset: nextOffset }]);
+      await this.consumer.commitOffsets([{ topic, partition, offset }]);
     } catch (error) {
-      this.logger.error('offset commit failed; the record is delivered again unless a later commit of its partition succeeds', {
-        ...recordFields(record),
-        commit_offset: nextOffset,
-        error: describeError(error),
-      });
-      return;
+      if (isGroupGenerationError(error)) {
+        // The group moved on; a commit with the next generation could cover a partition that is
+        // no longer this consumer's, so every commit waits for the new assignment (GROUP_JOIN).
+        this.holdCommits();
+      }
+      throw error;
     }
+  }
 
-    const key = partitionKey(record.topic, record.partition);
-    if (this.redeliveries.get(key)?.offset === record.offset) {
-      this.redeliveries.delete(key);
+  private holdCommits(): void {
+    for (const tracker of this.trackers.values()) {
+      tracker.holdCommits();
     }
-    this.logger.debug('offset committed', { ...recordFields(record), commit_offset: nextOffset });
   }
 
   /**
-   * Makes the failed record the next one its partition delivers, after a backoff. kafkajs 2.2.4
-   * treats a record as consumed once eachMessage returns. When eachMessage throws instead, kafkajs
-   * halts every partition of that broker and, after `retries` failures, crashes and restarts
-   * the consumer. So this seeks back to the failed offset and pauses the partition until
-   * the backoff ends, while the other partitions go on.
+   * Applies a new assignment: drops the trackers of partitions the group gave to other members,
+   * so their records are never committed here again, and commits the progress of the others.
    */
-  private redeliverLater(record: InboundRecord, error: unknown): void {
-    const { topic, partition, offset } = record;
-    if (this.stopping !== undefined) {
-      this.logger.warn('inbound record handler failed during shutdown; the record stays uncommitted', {
-        ...recordFields(record),
-        error: describeError(error),
+  private applyAssignment(assignment: Record<string, number[]>): void {
+    for (const [id, tracker] of this.trackers) {
+      if (assignment[tracker.topic]?.includes(tracker.partition) === true) {
+        tracker.releaseCommits();
+        continue;
+      }
+
+      tracker.revoke();
+      this.trackers.delete(id);
+      const earlier = this.retiredHandlers.get(id);
+      this.retiredHandlers.set(
+        id,
+        Promise.all([earlier, tracker.idle()]).then(() => undefined),
+      );
+      this.logger.info('partition revoked; records in hand may finish but are not committed by this consumer', {
+        topic: tracker.topic,
+        partition: tracker.partition,
+        records_in_flight: tracker.inFlight,
       });
-      return;
     }
-
-    const key = partitionKey(topic, partition);
-    const previous = this.redeliveries.get(key);
-    const failures = previous?.offset === offset ? previous.failures + 1 : 1;
-    const delayMs = Math.min(this.options.redeliveryDelayMs * 2 ** (failures - 1), this.options.maxRedeliveryDelayMs);
-    this.logger.warn('inbound record handler failed; the record will be delivered again', {
-      ...recordFields(record),
-      failures,
-      retry_in_ms: delayMs,
-      error: describeError(error),
-    });
-
-    this.consumer.pause([{ topic, partitions: [partition] }]);
-    this.consumer.seek({ topic, partition, offset });
-    const timer = setTimeout(() => this.resumeAfterBackoff(topic, partition), delayMs);
-    this.redeliveries.set(key, { offset, failures, timer });
   }
 
-  private resumeAfterBackoff(topic: string, partition: number): void {
-    const redelivery = this.redeliveries.get(partitionKey(topic, partition));
-    if (redelivery !== undefined) {
-      redelivery.timer = undefined;
+  private pausePartition(topic: string, partition: number): void {
+    try {
+      this.consumer.pause([{ topic, partitions: [partition] }]);
+    } catch (error) {
+      this.logger.warn('could not pause a partition at its in-flight bound', { topic, partition, error: describeError(error) });
     }
+  }
+
+  private resumePartition(topic: string, partition: number): void {
     if (this.stopping !== undefined) {
       return;
     }
@@ -576,27 +563,36 @@ export class KafkaEventBus implements EventBus {
       this.consumer.resume([{ topic, partitions: [partition] }]);
     } catch (error) {
       // A crashed consumer restarts with no partition paused, so nothing is left to resume.
-      this.logger.warn('could not resume a partition after the redelivery backoff', {
-        topic,
-        partition,
-        error: describeError(error),
-      });
+      this.logger.warn('could not resume a partition', { topic, partition, error: describeError(error) });
     }
+  }
+
+  private waitUnlessStopping(ms: number): Promise<void> {
+    const signal = this.stopController.signal;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+      if (signal.aborted) {
+        done();
+      }
+    });
   }
 
   // --- shutdown ---
 
   private async shutdown(): Promise<void> {
     this.stopController.abort();
-    for (const redelivery of this.redeliveries.values()) {
-      clearTimeout(redelivery.timer);
-    }
     if (this.connection === undefined) {
       this.producerClosed = true;
       return;
     }
 
-    this.logger.info('stopping the Kafka event bus', { records_in_hand: this.recordsInHand.size });
+    this.logger.info('stopping the Kafka event bus', { records_in_flight: this.recordsInFlight() });
     await this.connection.catch(() => undefined);
     if (this.consuming) {
       this.pauseConsumption();
@@ -613,6 +609,14 @@ export class KafkaEventBus implements EventBus {
     this.logger.info('Kafka event bus stopped');
   }
 
+  private recordsInFlight(): number {
+    let count = 0;
+    for (const tracker of this.trackers.values()) {
+      count += tracker.inFlight;
+    }
+    return count;
+  }
+
   private pauseConsumption(): void {
     try {
       this.consumer.pause([{ topic: this.settings.topics.received }]);
@@ -622,28 +626,32 @@ export class KafkaEventBus implements EventBus {
   }
 
   /**
-   * Waits for the records in hand, so that their offsets are committed while kafkajs still
-   * commits: its commitOffsets() does nothing once consumer.stop() or disconnect() has begun.
+   * Waits for the handlers running now (no new one starts once stop() began) and then for the
+   * commits of what they finished, because kafkajs' commitOffsets() does nothing once
+   * consumer.stop() or disconnect() has begun.
    */
   private async finishRecordsInHand(): Promise<void> {
-    const inHand = [...this.recordsInHand];
-    const finished = await this.settleWithin(
-      inHand.map((entry) => entry.done),
-      this.options.stopTimeoutMs,
-      'records still in hand at shutdown',
-    );
-    if (finished) {
-      return;
+    const trackers = [...this.trackers.values()];
+    const handlerChains = [...trackers.map((tracker) => tracker.idle()), ...this.retiredHandlers.values()];
+    const finished = await this.settleWithin(handlerChains, this.options.stopTimeoutMs, 'handlers still running at shutdown');
+    if (!finished) {
+      for (const tracker of trackers) {
+        this.logger.warn('records still in hand at shutdown are left uncommitted and will be delivered again', {
+          topic: tracker.topic,
+          partition: tracker.partition,
+          records_in_flight: tracker.inFlight,
+          timeout_ms: this.options.stopTimeoutMs,
+        });
+      }
+      this.abandonController.abort();
+      await Promise.allSettled(handlerChains);
     }
 
-    for (const entry of this.recordsInHand) {
-      this.logger.warn('record still in hand at shutdown is left uncommitted and will be delivered again', {
-        ...recordFields(entry.record),
-        timeout_ms: this.options.stopTimeoutMs,
-      });
-    }
-    this.abandonController.abort();
-    await Promise.allSettled([...this.recordsInHand].map((entry) => entry.done));
+    await this.settleWithin(
+      trackers.map((tracker) => tracker.settleCommits()),
+      this.options.stopTimeoutMs,
+      'offset commits at shutdown',
+    );
   }
 
   /** Returns true when every promise settled within `timeoutMs`. */
@@ -697,8 +705,11 @@ export class KafkaEventBus implements EventBus {
         assignment: event.payload.memberAssignment,
         duration_ms: event.payload.duration,
       });
+      this.applyAssignment(event.payload.memberAssignment);
     });
     consumer.on(consumer.events.REBALANCING, (event) => {
+      // Emitted before kafkajs joins again; until the new assignment arrives, nothing is committed.
+      this.holdCommits();
       this.logger.info('consumer group is rebalancing', {
         group_id: event.payload.groupId,
         member_id: event.payload.memberId,
@@ -774,16 +785,15 @@ function partitionKey(topic: string, partition: number): string {
   return `${topic}/${partition}`;
 }
 
-/** Log fields of an inbound record: its position, its key and the ids a producer put in its headers. */
-function recordFields(record: InboundRecord): LogFields {
-  const fields: LogFields = { topic: record.topic, partition: record.partition, offset: record.offset };
-  if (record.key !== null) {
-    fields['record_key'] = Buffer.from(record.key).toString('utf8');
-  }
-  for (const id of ['tenant_id', 'correlation_id'] as const) {
-    if (record.headers[id] !== undefined) {
-      fields[id] = record.headers[id];
+/** True when `error` or one of its causes is a group error that ends this member's generation. */
+function isGroupGenerationError(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth += 1) {
+    const type = (current as { type?: unknown }).type;
+    if (typeof type === 'string' && GROUP_GENERATION_ERRORS.has(type)) {
+      return true;
     }
+    current = current.cause;
   }
-  return fields;
+  return false;
 }
