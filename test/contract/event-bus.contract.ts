@@ -174,6 +174,89 @@ export function describeEventBusContract(adapter: EventBusAdapter): void {
       expect(consumer.deliveries[1]?.offset).toBe(consumer.deliveries[0]?.offset);
     });
 
+    it('runs other keys while one key is blocked', async () => {
+      const harness = await open();
+      const blockedStarted = deferred();
+      const release = deferred();
+      const finished: string[] = [];
+      const consumer = recordingHandler(async (record) => {
+        if (text(record.key) === 'conv-blocked') {
+          blockedStarted.resolve();
+          await release.promise;
+        }
+        finished.push(text(record.value) ?? '');
+      });
+      await harness.bus.consume(consumer.handler);
+
+      await harness.inject({ key: 'conv-blocked', value: 'slow' });
+      await blockedStarted.promise;
+      await harness.inject({ key: 'conv-free', value: 'fast' });
+      await waitUntil(() => finished.includes('fast'), wait, 'the record of the other key to finish');
+
+      expect(finished).toEqual(['fast']);
+      release.resolve();
+      await waitUntil(() => finished.includes('slow'), wait, 'the blocked record to finish');
+    });
+
+    it('keeps order per key across interleaved keys', async () => {
+      const harness = await open();
+      const keys = ['conv-a', 'conv-b', 'conv-c', 'conv-d', 'conv-e'];
+      const perKey = 20;
+      let running = 0;
+      let maxRunning = 0;
+      const consumer = recordingHandler(async () => {
+        running += 1;
+        maxRunning = Math.max(maxRunning, running);
+        await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 6)));
+        running -= 1;
+      });
+      for (let index = 0; index < perKey; index += 1) {
+        for (const key of keys) {
+          await harness.inject({ key, value: `${key}:${index}` });
+        }
+      }
+
+      await harness.bus.consume(consumer.handler);
+      await waitUntil(() => consumer.deliveries.length >= keys.length * perKey, wait, `${keys.length * perKey} deliveries`);
+
+      for (const key of keys) {
+        const delivered = consumer.deliveries.filter((record) => text(record.key) === key).map((record) => text(record.value));
+        expect(delivered).toEqual(Array.from({ length: perKey }, (_, index) => `${key}:${index}`));
+      }
+      expect(maxRunning).toBeGreaterThan(1);
+    });
+
+    it('retries a rejected record while other keys go on', async () => {
+      const harness = await open();
+      // The first record of conv-retry fails until the other key's record was handled, so the
+      // test times out when a retry holds up other keys.
+      let otherKeyHandled = false;
+      const consumer = recordingHandler(async (record) => {
+        const value = text(record.value);
+        if (value === 'other') {
+          otherKeyHandled = true;
+        }
+        if (value === 'first' && !otherKeyHandled) {
+          throw new Error('simulated handler failure');
+        }
+      });
+      await harness.inject({ key: 'conv-retry', value: 'first' });
+      await harness.inject({ key: 'conv-retry', value: 'second' });
+      await harness.bus.consume(consumer.handler);
+      await waitUntil(() => consumer.deliveries.length >= 1, wait, 'the first failure');
+
+      await harness.inject({ key: 'conv-other', value: 'other' });
+      await waitUntil(() => consumer.values().includes('second'), wait, 'the second record of the retried key');
+
+      const retried = consumer.deliveries.filter((record) => text(record.key) === 'conv-retry');
+      const values = retried.map((record) => text(record.value));
+      expect(values.at(-1)).toBe('second');
+      expect(values.slice(0, -1).every((value) => value === 'first')).toBe(true);
+      expect(values.length).toBeGreaterThanOrEqual(3);
+      expect(new Set(retried.slice(0, -1).map((record) => record.offset)).size).toBe(1);
+      expect(consumer.values().indexOf('other')).toBeLessThan(consumer.values().lastIndexOf('first'));
+    });
+
     it('publishGenerated stores one reply', async () => {
       const harness = await open();
       const event = generatedEvent('conv-published');

@@ -9,7 +9,7 @@ import { MAX_DEAD_LETTER_DETAIL_BYTES } from '../../src/adapters/outbound/event-
 import type { DeadLetter } from '../../src/domain/dead-letter.js';
 import { ErrorCode, ServiceError } from '../../src/domain/errors.js';
 import type { InboundRecord } from '../../src/domain/ports/event-bus.js';
-import { deferred, generatedEvent, waitUntil } from '../contract/event-bus.contract.js';
+import { deferred, generatedEvent, waitUntil, type Deferred } from '../contract/event-bus.contract.js';
 import { uniqueSuffix } from '../support/environment.js';
 import { CapturingLogger } from '../support/fakes.js';
 
@@ -211,8 +211,247 @@ describe('KafkaEventBus', () => {
     expect(failures[0]?.fields).toMatchObject({ topic: settings.topics.received, partition: 0, offset: '0', failures: 1, retry_in_ms: 3000 });
   });
 
+  it('blocked key leaves its partition running', async () => {
+    const settings = testKafkaSettings(uniqueSuffix(), { topicPartitions: 1 });
+    const bus = newBus(settings);
+    await bus.connect();
+    const blockedStarted = deferred();
+    const release = deferred();
+    const finished: string[] = [];
+    await bus.consume(async (record) => {
+      if (text(record) === 'slow') {
+        blockedStarted.resolve();
+        await release.promise;
+      }
+      finished.push(text(record));
+    });
+
+    await kafka.send(settings.topics.received, { key: 'conv-a', value: 'slow' });
+    await withTimeout(blockedStarted.promise, 20_000, 'the slow record to start');
+    await kafka.send(settings.topics.received, { key: 'conv-b', value: 'fast' });
+    await waitUntil(() => finished.includes('fast'), 20_000, 'the record of the other key');
+
+    expect(finished).toEqual(['fast']);
+    release.resolve();
+    await waitUntil(() => finished.includes('slow'), 20_000, 'the slow record');
+  });
+
+  it('blocked partition leaves other partitions running', async () => {
+    const settings = testKafkaSettings(uniqueSuffix(), { topicPartitions: 2 });
+    const bus = newBus(settings);
+    await bus.connect();
+    const blockedStarted = deferred();
+    const release = deferred();
+    const finished: InboundRecord[] = [];
+    await bus.consume(async (record) => {
+      if (record.partition === 0) {
+        blockedStarted.resolve();
+        await release.promise;
+      }
+      finished.push(record);
+    });
+
+    // The same key on both partitions, so only the partition distinguishes the records.
+    await kafka.send(settings.topics.received, { key: 'conv-same', value: 'slow', partition: 0 });
+    await withTimeout(blockedStarted.promise, 20_000, 'the record of partition 0 to start');
+    await kafka.send(settings.topics.received, { key: 'conv-same', value: 'fast', partition: 1 });
+    await waitUntil(() => finished.length >= 1, 20_000, 'the record of partition 1');
+
+    expect(finished.map((record) => [record.partition, text(record)])).toEqual([[1, 'fast']]);
+    release.resolve();
+    await waitUntil(() => finished.length >= 2, 20_000, 'the record of partition 0');
+  });
+
+  it('keeps key order in one partition', async () => {
+    const settings = testKafkaSettings(uniqueSuffix(), { topicPartitions: 1 });
+    const bus = newBus(settings);
+    await bus.connect();
+    const keys = ['conv-1', 'conv-2', 'conv-3', 'conv-4', 'conv-5'];
+    const perKey = 20;
+    for (let index = 0; index < perKey; index += 1) {
+      for (const key of keys) {
+        await kafka.send(settings.topics.received, { key, value: `${key}:${index}` });
+      }
+    }
+    const deliveries: InboundRecord[] = [];
+    let running = 0;
+    let maxRunning = 0;
+
+    await bus.consume(async (record) => {
+      deliveries.push(record);
+      running += 1;
+      maxRunning = Math.max(maxRunning, running);
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 10)));
+      running -= 1;
+    });
+    await waitUntil(() => deliveries.length >= keys.length * perKey, 20_000, 'every record');
+
+    expect(deliveries).toHaveLength(keys.length * perKey);
+    for (const key of keys) {
+      const values = deliveries.filter((record) => keyText(record) === key).map(text);
+      expect(values).toEqual(Array.from({ length: perKey }, (_, index) => `${key}:${index}`));
+    }
+    expect(maxRunning).toBeGreaterThan(1);
+    expect(maxRunning).toBeLessThanOrEqual(keys.length);
+    await waitForCommitted(settings, 0, String(keys.length * perKey));
+  });
+
+  it('commit stays below an unfinished record', { timeout: 60_000 }, async () => {
+    const settings = testKafkaSettings(uniqueSuffix(), { topicPartitions: 1 });
+    const logger = new CapturingLogger();
+    const bus = newBus(settings, logger);
+    await bus.connect();
+    const release = deferred();
+    const finished: string[] = [];
+    for (const [key, value] of [['conv-b', 'b0'], ['conv-b', 'b1'], ['conv-a', 'blocked'], ['conv-c', 'c0'], ['conv-c', 'c1']]) {
+      await kafka.send(settings.topics.received, { key: key!, value: value! });
+    }
+
+    await bus.consume(async (record) => {
+      if (text(record) === 'blocked') {
+        await release.promise;
+      }
+      finished.push(text(record));
+    });
+    await waitUntil(() => finished.length >= 4, 20_000, 'the four records around the blocked one');
+    await waitForCommitted(settings, 0, '2');
+    const commitsWhileBlocked = committedOffsetsLogged(logger);
+
+    expect(finished.sort()).toEqual(['b0', 'b1', 'c0', 'c1']);
+    expect(commitsWhileBlocked.length).toBeGreaterThanOrEqual(1);
+    expect(commitsWhileBlocked.every((offset) => offset <= 2)).toBe(true);
+    expect((await kafka.committedOffsets(settings.consumerGroup, settings.topics.received)).get(0)).toBe('2');
+
+    release.resolve();
+    await waitForCommitted(settings, 0, '5');
+  });
+
+  it('retried record blocks only its key', async () => {
+    const settings = testKafkaSettings(uniqueSuffix(), { topicPartitions: 1 });
+    const logger = new CapturingLogger();
+    const bus = new KafkaEventBus(settings, logger, { stopTimeoutMs: 5000, redeliveryDelayMs: 1000, maxRedeliveryDelayMs: 1000 });
+    buses.push(bus);
+    groups.push(settings.consumerGroup);
+    kafka.deleteTopicsLater(allTopics(settings));
+    await bus.connect();
+    const events: string[] = [];
+    await kafka.send(settings.topics.received, { key: 'conv-retry', value: 'r0' });
+    await kafka.send(settings.topics.received, { key: 'conv-retry', value: 'r1' });
+    await kafka.send(settings.topics.received, { key: 'conv-other', value: 'o0' });
+    await kafka.send(settings.topics.received, { key: 'conv-other', value: 'o1' });
+    let failed = false;
+
+    await bus.consume(async (record) => {
+      const value = text(record);
+      events.push(value);
+      if (value === 'r0' && !failed) {
+        failed = true;
+        throw new Error('simulated handler failure');
+      }
+    });
+    await waitUntil(() => events.includes('r1'), 20_000, 'the second record of the retried key');
+
+    expect(events.filter((value) => value.startsWith('r'))).toEqual(['r0', 'r0', 'r1']);
+    expect(events.indexOf('o1')).toBeLessThan(events.lastIndexOf('r0'));
+    const failures = logger.lines.filter((line) => line.message === 'inbound record handler failed; the record will be delivered again');
+    expect(failures).toHaveLength(1);
+    expect(failures[0]?.level).toBe('warn');
+    expect(failures[0]?.fields).toMatchObject({ topic: settings.topics.received, partition: 0, offset: '0', failures: 1, retry_in_ms: 1000 });
+    await waitForCommitted(settings, 0, '4');
+  });
+
+  it('maxInFlightPerPartition bounds handlers in flight', async () => {
+    const settings = testKafkaSettings(uniqueSuffix(), { topicPartitions: 1, maxInFlightPerPartition: 3 });
+    const bus = newBus(settings);
+    await bus.connect();
+    const total = 10;
+    for (let index = 0; index < total; index += 1) {
+      await kafka.send(settings.topics.received, { key: `conv-${index}`, value: `m${index}` });
+    }
+    const releases: Deferred[] = [];
+    const started: string[] = [];
+    let releaseAll = false;
+    let running = 0;
+    let maxRunning = 0;
+    const fourthStarted = deferred();
+
+    await bus.consume(async (record) => {
+      started.push(text(record));
+      if (started.length === 4) {
+        fourthStarted.resolve();
+      }
+      running += 1;
+      maxRunning = Math.max(maxRunning, running);
+      if (!releaseAll) {
+        const release = deferred();
+        releases.push(release);
+        await release.promise;
+      }
+      running -= 1;
+    });
+    await waitUntil(() => started.length >= 3, 20_000, 'three handlers to start');
+
+    // Three fetch waits of 500 ms: a fourth record would have arrived by then without the bound.
+    expect(await pendingAfter(fourthStarted.promise, 1500)).toBe(true);
+    expect(started).toEqual(['m0', 'm1', 'm2']);
+    releases[0]?.resolve();
+    await withTimeout(fourthStarted.promise, 20_000, 'a fourth handler after one finished');
+    expect(started[3]).toBe('m3');
+    releaseAll = true;
+    releases.forEach((release) => release.resolve());
+    await waitUntil(() => started.length >= total && running === 0, 20_000, 'every handler');
+
+    expect(maxRunning).toBe(3);
+    await waitForCommitted(settings, 0, String(total));
+  });
+
+  it('revoked partition is not committed', { timeout: 60_000 }, async () => {
+    const settings = testKafkaSettings(uniqueSuffix(), { topicPartitions: 2 });
+    const firstLogger = new CapturingLogger();
+    const first = newBus(settings, firstLogger);
+    await first.connect();
+    const release = deferred();
+    const firstStarted: InboundRecord[] = [];
+    await first.consume(async (record) => {
+      firstStarted.push(record);
+      await release.promise;
+    });
+    await kafka.send(settings.topics.received, { key: 'conv-p0', value: 'p0', partition: 0 });
+    await kafka.send(settings.topics.received, { key: 'conv-p1', value: 'p1', partition: 1 });
+    await waitUntil(() => firstStarted.length >= 2, 20_000, 'both records at the first consumer');
+
+    // The second member takes one partition and keeps its record unfinished, so only a commit
+    // by the first member could move that partition's committed offset.
+    const second = newBus(settings, new CapturingLogger(), 1000);
+    await second.connect();
+    const secondStarted: InboundRecord[] = [];
+    await second.consume(async (record) => {
+      secondStarted.push(record);
+      await new Promise(() => {});
+    });
+    await waitUntil(() => secondStarted.length >= 1, 30_000, 'the moved record at the second consumer');
+    const moved = secondStarted[0]!.partition;
+    const keptPartition = 1 - moved;
+    await waitUntil(
+      () => firstLogger.lines.some((line) => line.message.startsWith('partition revoked') && line.fields['partition'] === moved),
+      20_000,
+      'the first consumer to drop the moved partition',
+    );
+
+    release.resolve();
+    await waitForCommitted(settings, keptPartition, '1');
+    await first.stop();
+
+    const offsets = await kafka.committedOffsets(settings.consumerGroup, settings.topics.received);
+    expect(offsets.get(moved)).toBe('-1');
+    const commitsOfMoved = firstLogger.lines.filter((line) => line.message === 'offset committed' && line.fields['partition'] === moved);
+    expect(commitsOfMoved).toHaveLength(0);
+  });
+
   it('heartbeats while a slow handler runs', { timeout: 60_000 }, async () => {
-    const settings = testKafkaSettings(uniqueSuffix(), { sessionTimeoutMs: 6000 });
+    // One partition with room for one record: the partition stays paused while the handler runs,
+    // so no fetch returns records and only kafkajs' heartbeats between fetches keep the member alive.
+    const settings = testKafkaSettings(uniqueSuffix(), { sessionTimeoutMs: 6000, topicPartitions: 1, maxInFlightPerPartition: 1 });
     const logger = new CapturingLogger();
     const bus = newBus(settings, logger);
     await bus.connect();
@@ -301,4 +540,37 @@ function firstLine(child: ChildProcess): Promise<{ partition: number; offset: st
     child.once('exit', (code) => reject(new Error(`the worker exited with code ${code} before delivering a record`)));
   });
   return withTimeout(line, 30_000, 'the worker to deliver a record');
+}
+
+const decoder = new TextDecoder();
+
+function text(record: InboundRecord): string {
+  return decoder.decode(record.value ?? new Uint8Array());
+}
+
+function keyText(record: InboundRecord): string | null {
+  return record.key === null ? null : decoder.decode(record.key);
+}
+
+/** Returns true when `promise` is still pending after `ms` milliseconds. */
+async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const marker = Symbol('pending');
+  const winner = await Promise.race([promise, new Promise((resolve) => setTimeout(() => resolve(marker), ms))]);
+  return winner === marker;
+}
+
+/** Polls the group's committed offset of one partition until it equals `offset`. */
+async function waitForCommitted(settings: KafkaEventBusSettings, partition: number, offset: string): Promise<void> {
+  let committed: string | undefined;
+  const readCommitted = async () => {
+    committed = (await kafka.committedOffsets(settings.consumerGroup, settings.topics.received)).get(partition);
+  };
+  await waitForAsync(readCommitted, () => committed === offset, 20_000).catch((error: unknown) => {
+    throw new Error(`committed offset of partition ${partition} stayed at ${committed}, expected ${offset}`, { cause: error });
+  });
+}
+
+/** Offsets the bus logged as committed, in log order. */
+function committedOffsetsLogged(logger: CapturingLogger): number[] {
+  return logger.lines.filter((line) => line.message === 'offset committed').map((line) => Number(line.fields['commit_offset']));
 }

@@ -34,9 +34,11 @@ export interface ComponentHealth {
  * Event transport: publishes replies and dead letters, and delivers inbound
  * `conversation.message_received` records.
  *
- * Promises: a publish resolves only once the transport has acknowledged the record; records of
- * one conversation (one key) are published and delivered in order; an inbound record is
- * delivered again when its handler rejects or the process dies before it resolved.
+ * Promises: a publish resolves only once the transport has acknowledged the record. Records of
+ * one conversation (one key) are published and delivered in order, one at a time. Records with
+ * different keys are delivered concurrently, so a handler still running for one key does not
+ * hold up the others. An inbound record is delivered again when its handler rejects (before any
+ * later record of its key) or the process dies before it resolved.
  * Leaves out: decoding and validation (the inbound adapter's), deduplication (DedupStore's).
  * Errors: a ServiceError with code PUBLISH_FAILED (retryable) when a publish is not acknowledged.
  */
@@ -47,7 +49,7 @@ export interface EventBus {
   /** Starts delivering inbound records to `handler`; resolves once delivery has started. */
   consume(handler: InboundHandler): Promise<void>;
 
-  /** Stops fetching, lets the record in hand finish, waits for pending publishes, disconnects. */
+  /** Stops fetching, lets the handlers in hand finish, waits for pending publishes, disconnects. */
   stop(): Promise<void>;
 
   checkHealth(): Promise<ComponentHealth>;

@@ -104,12 +104,12 @@ const GROUP_GENERATION_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENER
  * and a consumer group on the received topic that commits a record's offset only after its
  * handler resolved.
  *
- * Delivery: records with the same key (one conversation; records without a key share one key per
- * partition) are handled one at a time in offset order, and records with different keys at the
- * same time, in every partition. A record whose handler rejects is handled again after a capped
- * exponential backoff, before any later record of its key. Each partition commits the lowest
- * offset below which every record is finished (see PartitionTracker), and is paused while
- * `maxInFlightPerPartition` of its records are unfinished.
+ * Delivery: records with the same key, which is one conversation, are handled one at a time in
+ * offset order. Records without a key share one key per partition. Records with different keys
+ * are handled at the same time, in every partition. A record whose handler rejects is handled
+ * again after a capped exponential backoff, before any later record of its key. Each partition
+ * commits the lowest offset below which every record is finished (see PartitionTracker), and is
+ * paused while `maxInFlightPerPartition` of its records are unfinished.
  *
  * Lifecycle: `connect()` first (fails within `startupTimeoutMs`), then `consume()`, then `stop()`.
  */
@@ -238,8 +238,9 @@ export class KafkaEventBus implements EventBus {
   }
 
   /**
-   * Stops fetching, lets the records in hand finish for up to `stopTimeoutMs` (then leaves them
-   * uncommitted), waits for pending publishes and disconnects every client. Idempotent.
+   * Stops fetching, lets the running handlers finish for up to `stopTimeoutMs` (then leaves their
+   * records uncommitted), commits what finished, waits for pending publishes and disconnects
+   * every client. Fetched records whose handler has not started stay uncommitted. Idempotent.
    */
   stop(): Promise<void> {
     this.stopping ??= this.shutdown();
@@ -503,6 +504,9 @@ export class KafkaEventBus implements EventBus {
   }
 
   private async commit(topic: string, partition: number, offset: string): Promise<void> {
+    // NOTE: kafkajs retries a commit that failed with a retriable error (a dropped connection, for
+    // example) and reads the group generation again for each attempt. A retry that lands after a
+    // rebalance could commit a partition this consumer just lost; nothing here prevents that.
     try {
       await this.consumer.commitOffsets([{ topic, partition, offset }]);
     } catch (error) {

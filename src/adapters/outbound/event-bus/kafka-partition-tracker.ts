@@ -2,10 +2,10 @@ import { describeError } from '../../../domain/errors.js';
 import type { InboundRecord } from '../../../domain/ports/event-bus.js';
 import type { LogFields, Logger } from '../../../domain/ports/logger.js';
 
-/** How one handler run ended; 'abandoned' when stop() stopped waiting for it. */
+/** Result of one handler run, 'abandoned' when stop() stopped waiting for it. */
 export type HandlerOutcome = { kind: 'resolved' } | { kind: 'rejected'; error: unknown } | { kind: 'abandoned' };
 
-/** What a tracker needs from the consumer around it. */
+/** Callbacks into the consumer that owns a tracker. */
 export interface PartitionHooks {
   run(record: InboundRecord): Promise<HandlerOutcome>;
   /** Commits `offset`, the offset of the next record to read; rejects when the commit fails. */
@@ -26,9 +26,9 @@ export interface PartitionTrackerOptions {
 }
 
 /**
- * What accept() did with a record: 'duplicate' when the tracker already had it (kafkajs fetches
- * again from the committed offset after every rebalance), 'full' when the partition is at its
- * in-flight bound, so the caller has to fetch the record again later.
+ * Result of accept(). 'duplicate' means the tracker already had the record, because kafkajs
+ * fetches again from the committed offset after every rebalance. 'full' means the partition is
+ * at its in-flight bound, so the caller has to fetch the record again later.
  */
 export type AcceptResult = 'accepted' | 'duplicate' | 'full';
 
