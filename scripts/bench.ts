@@ -179,6 +179,7 @@ function readStatusKiB(pid: number, field: string): number {
 /** User plus system CPU time of a process from /proc/PID/stat, in seconds (Linux only). */
 function readCpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // USER_HZ: 100 on Linux x86_64 and arm64 (`getconf CLK_TCK`).
   const ticksPerSecond = 100;
   return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
 }
