@@ -20,19 +20,7 @@ else
   echo "warning: running the demo without Redis: the service keeps dedup and memory in-process" >&2
 fi
 
-# The broker this script starts listens on KAFKA_PORT (default 9092).
-export DEMO_KAFKA_BROKER="${DEMO_KAFKA_BROKER:-127.0.0.1:${KAFKA_PORT:-9092}}"
-started_kafka=0
-if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
-  bash scripts/kafka.sh start
-  started_kafka=1
-fi
-cleanup() {
-  if [ "$started_kafka" = 1 ]; then
-    bash scripts/kafka.sh stop || true
-  fi
-}
-trap cleanup EXIT
+ia_use_local_kafka DEMO_KAFKA_BROKER
 
 # kafkajs 2.2.4 sets a negative timer on Node.js 24, which only prints a warning
 # (tulios/kafkajs#1751); keep it out of the demo's output.

@@ -1,6 +1,8 @@
-# Source this file (after node-env.sh) to install the npm dependencies when they are missing or
-# older than package-lock.json, with `npm ci` so the exact pinned versions are used.
+# Source this file (after node-env.sh) for the set-up steps shared by the test, demo and
+# benchmark commands: npm dependencies, Redis, and the local Kafka broker.
 
+# Installs the npm dependencies when they are missing or older than package-lock.json, with
+# `npm ci` so the exact pinned versions are used.
 ia_ensure_deps() {
   local root
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,4 +33,22 @@ ia_ensure_redis() {
   done
   echo "error: redis-server started but does not answer on 127.0.0.1:6379; see /tmp/ia-redis/redis.log" >&2
   return 1
+}
+
+# Starts the local Kafka broker (scripts/kafka.sh, port KAFKA_PORT, default 9092) unless it runs
+# already, and stops it when the calling script exits if this function started it. Exports the
+# broker address in the variable named by $1, unless that variable is set already.
+ia_use_local_kafka() {
+  local variable="$1"
+  local root
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  export "$variable=${!variable:-127.0.0.1:${KAFKA_PORT:-9092}}"
+
+  IA_STARTED_KAFKA=0
+  if ! bash "$root/scripts/kafka.sh" status >/dev/null 2>&1; then
+    bash "$root/scripts/kafka.sh" start || return 1
+    IA_STARTED_KAFKA=1
+  fi
+  IA_KAFKA_SCRIPT="$root/scripts/kafka.sh"
+  trap 'if [ "$IA_STARTED_KAFKA" = 1 ]; then bash "$IA_KAFKA_SCRIPT" stop || true; fi' EXIT
 }

@@ -16,19 +16,7 @@ source scripts/ensure-deps.sh
 ia_ensure_deps
 ia_ensure_redis
 
-# The broker this script starts listens on KAFKA_PORT (default 9092).
-export TEST_KAFKA_BROKER="${TEST_KAFKA_BROKER:-127.0.0.1:${KAFKA_PORT:-9092}}"
-started_kafka=0
-if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
-  bash scripts/kafka.sh start
-  started_kafka=1
-fi
-cleanup() {
-  if [ "$started_kafka" = 1 ]; then
-    bash scripts/kafka.sh stop || true
-  fi
-}
-trap cleanup EXIT
+ia_use_local_kafka TEST_KAFKA_BROKER
 
 echo "== type check" >&2
 npx tsc -p tsconfig.json --noEmit
