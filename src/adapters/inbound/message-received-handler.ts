@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import type { ProcessMessage, ProcessOutcome } from '../../application/process-message.js';
 import { logIds } from '../../application/process-message.js';
+import { recordAnsweredOutcome } from '../../application/record-outcome.js';
 import { DeadLetterReason, type DeadLetter } from '../../domain/dead-letter.js';
 import { decodeMessageReceived, type InboundLimits } from '../../domain/decode-message-received.js';
 import { describeError, isServiceError } from '../../domain/errors.js';
@@ -80,7 +81,13 @@ export class MessageReceivedHandler {
       );
       return;
     }
-    this.logOutcome(event, outcome, startedAt);
+    recordAnsweredOutcome(
+      this.deps.logger,
+      this.deps.metrics,
+      event,
+      outcome,
+      this.deps.clock.now().getTime() - startedAt,
+    );
   };
 
   /** Returns the outcome, or undefined when the record was dead-lettered after failures. */
@@ -165,40 +172,6 @@ export class MessageReceivedHandler {
       partition: record.partition,
       offset: record.offset,
       processing_time_ms: durationMs,
-    });
-  }
-
-  private logOutcome(
-    event: MessageReceivedEvent,
-    outcome: Exclude<ProcessOutcome, { kind: 'rejected' }>,
-    startedAt: number,
-  ): void {
-    const durationMs = this.deps.clock.now().getTime() - startedAt;
-    this.deps.metrics.recordMessage(outcome.kind, outcome.kind === 'processed' && outcome.replayed ? 'replayed' : '', durationMs);
-
-    if (outcome.kind === 'duplicate') {
-      this.deps.logger.info('duplicate message dropped', {
-        ...logIds(event),
-        outcome: 'duplicate',
-        processing_time_ms: durationMs,
-      });
-      return;
-    }
-    this.deps.logger.info('message processed', {
-      ...logIds(event),
-      outcome: 'processed',
-      replayed: outcome.replayed,
-      reply_message_id: outcome.reply.data.message_id,
-      model_name: outcome.reply.data.model_name,
-      tokens_used: outcome.reply.data.tokens_used,
-      reply_source: outcome.reply.data.meta.reply_source,
-      has_historical_context: outcome.reply.data.has_historical_context,
-      processing_time_ms: durationMs,
-    });
-    this.deps.logger.debug('message text', {
-      ...logIds(event),
-      text: event.data.text,
-      reply_text: outcome.reply.data.text,
     });
   }
 }

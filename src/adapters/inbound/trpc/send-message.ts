@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 
 import { logIds, type ProcessMessage, type ProcessOutcome } from '../../../application/process-message.js';
+import { recordAnsweredOutcome } from '../../../application/record-outcome.js';
 import { validateEvent, type FieldIssue, type InboundLimits } from '../../../domain/decode-message-received.js';
 import { describeError, isServiceError } from '../../../domain/errors.js';
 import { EventName, SUPPORTED_MAJOR_VERSION, identifierSchema } from '../../../domain/event-envelope.js';
@@ -169,13 +170,7 @@ function reportOutcome(
       throw new ApiError({ code: 'NOT_FOUND', message: outcome.detail, correlationId });
 
     case 'duplicate':
-      deps.metrics.recordMessage('duplicate', '', durationMs);
-      deps.logger.info('duplicate message; returning the stored reply', {
-        ...logIds(event),
-        outcome: 'duplicate',
-        reply_stored: outcome.reply !== undefined,
-        processing_time_ms: durationMs,
-      });
+      recordAnsweredOutcome(deps.logger, deps.metrics, event, outcome, durationMs);
       if (outcome.reply === undefined) {
         throw new ApiError({
           code: 'CONFLICT',
@@ -186,19 +181,7 @@ function reportOutcome(
       return toSendReply(outcome.reply, true);
 
     case 'processed':
-      deps.metrics.recordMessage('processed', outcome.replayed ? 'replayed' : '', durationMs);
-      deps.logger.info('message processed', {
-        ...logIds(event),
-        outcome: 'processed',
-        replayed: outcome.replayed,
-        reply_message_id: outcome.reply.data.message_id,
-        model_name: outcome.reply.data.model_name,
-        tokens_used: outcome.reply.data.tokens_used,
-        reply_source: outcome.reply.data.meta.reply_source,
-        has_historical_context: outcome.reply.data.has_historical_context,
-        processing_time_ms: durationMs,
-      });
-      deps.logger.debug('message text', { ...logIds(event), text: event.data.text, reply_text: outcome.reply.data.text });
+      recordAnsweredOutcome(deps.logger, deps.metrics, event, outcome, durationMs);
       return toSendReply(outcome.reply, false);
   }
 }
