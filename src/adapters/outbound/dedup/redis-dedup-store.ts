@@ -14,8 +14,8 @@ import type {
 import {
   LuaScript,
   callRedis,
-  describeSchemaIssues,
   invalidStoredValue,
+  parseStoredJson,
   secondsToTtlMs,
 } from '../redis/redis-store-support.js';
 
@@ -162,18 +162,7 @@ function leaseRecord(token: string): string {
 }
 
 function parseRecord(redisKey: string, raw: string): DedupRecord {
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch (error) {
-    throw invalidStoredValue(redisKey, 'not JSON', error);
-  }
-
-  const parsed = recordSchema.safeParse(json);
-  if (!parsed.success) {
-    throw invalidStoredValue(redisKey, describeSchemaIssues(parsed.error), parsed.error);
-  }
-  return parsed.data;
+  return parseStoredJson(redisKey, raw, recordSchema, 'the record');
 }
 
 function claimResultOf(record: DedupRecord): ClaimResult {

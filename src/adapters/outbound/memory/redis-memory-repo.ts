@@ -6,8 +6,7 @@ import type { MemoryRepo, UserHistoryQuery } from '../../../domain/ports/memory-
 import {
   LuaScript,
   callRedis,
-  describeSchemaIssues,
-  invalidStoredValue,
+  parseStoredJson,
   secondsToTtlMs,
 } from '../redis/redis-store-support.js';
 
@@ -185,16 +184,5 @@ function serializeTurn(turn: Turn): string {
 }
 
 function parseTurn(turnsKey: string, raw: string): Turn {
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch (error) {
-    throw invalidStoredValue(turnsKey, 'a turn is not JSON', error);
-  }
-
-  const parsed = turnSchema.safeParse(json);
-  if (!parsed.success) {
-    throw invalidStoredValue(turnsKey, `a turn is malformed: ${describeSchemaIssues(parsed.error)}`, parsed.error);
-  }
-  return parsed.data;
+  return parseStoredJson(turnsKey, raw, turnSchema, 'a turn');
 }

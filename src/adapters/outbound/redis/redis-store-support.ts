@@ -43,6 +43,30 @@ export function describeSchemaIssues(error: z.ZodError): string {
     .join('; ');
 }
 
+/**
+ * Parses a JSON value read from Redis and validates it against `schema`. `subject` names the
+ * value in the error, e.g. "the record" or "a turn". Throws the error of invalidStoredValue.
+ */
+export function parseStoredJson<Schema extends z.ZodType>(
+  key: string,
+  raw: string,
+  schema: Schema,
+  subject: string,
+): z.output<Schema> {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (error) {
+    throw invalidStoredValue(key, `${subject} is not JSON`, error);
+  }
+
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    throw invalidStoredValue(key, `${subject} is malformed: ${describeSchemaIssues(parsed.error)}`, parsed.error);
+  }
+  return parsed.data;
+}
+
 /** Converts a TTL in seconds into the positive whole milliseconds that PX and PEXPIRE expect. */
 export function secondsToTtlMs(seconds: number): number {
   return Math.max(1, Math.round(seconds * 1000));
