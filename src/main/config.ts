@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+import type { KafkaEventBusSettings } from '../adapters/outbound/event-bus/kafka-event-bus.js';
+import type { OpenAiLlmSettings } from '../adapters/outbound/llm/openai-llm-client.js';
+
 /** Reads `true`/`false` (also 1/0, yes/no) from an environment variable. */
 const booleanFlag = (defaultValue: boolean) =>
   z
@@ -104,31 +107,12 @@ export const environmentSchema = z.object({
 
 export type Environment = z.output<typeof environmentSchema>;
 
-export interface KafkaSettings {
-  brokers: string[];
-  clientId: string;
-  consumerGroup: string;
-  topics: { received: string; generated: string; deadLetter: string };
-  createTopics: boolean;
-  topicPartitions: number;
-  topicReplicationFactor: number;
-  maxInFlightPerPartition: number;
-  connectionTimeoutMs: number;
-  startupTimeoutMs: number;
-  sessionTimeoutMs: number;
-  ssl: { enabled: boolean; rejectUnauthorized: boolean };
-  sasl: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string } | undefined;
-}
+/** The Kafka adapter defines its settings; the composition root fills them from the environment. */
+export type KafkaSettings = KafkaEventBusSettings;
 
-export interface LlmSettings {
+/** The OpenAI-compatible adapter's settings, plus which adapter serves the LlmClient port. */
+export interface LlmSettings extends OpenAiLlmSettings {
   provider: 'offline' | 'openai';
-  baseUrl: string | undefined;
-  apiKey: string | undefined;
-  model: string;
-  azureApiVersion: string | undefined;
-  timeoutMs: number;
-  maxRetries: number;
-  maxTokens: number;
 }
 
 /** The validated configuration, grouped by concern, with units in the names. */
