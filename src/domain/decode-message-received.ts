@@ -2,7 +2,7 @@ import type { z } from 'zod';
 
 import { DeadLetterReason } from './dead-letter.js';
 import { EventName, SUPPORTED_MAJOR_VERSION, readMajorVersion } from './event-envelope.js';
-import { messageReceivedSchema, type MessageReceivedEvent } from './events.js';
+import { checkMeta, messageReceivedSchema, type MessageReceivedEvent } from './events.js';
 
 /** Size limits on inbound events; every value comes from configuration. */
 export interface InboundLimits {
@@ -100,15 +100,9 @@ export function validateEvent(
       known,
     );
   }
-  if (data.meta !== undefined) {
-    const metaBytes = Buffer.byteLength(JSON.stringify(data.meta), 'utf8');
-    if (metaBytes > limits.maxMetaBytes) {
-      return reject(
-        DeadLetterReason.LimitExceeded,
-        `data.meta is ${metaBytes} bytes as JSON, above the limit of ${limits.maxMetaBytes}`,
-        known,
-      );
-    }
+  const metaProblem = data.meta === undefined ? undefined : checkMeta(data.meta, limits.maxMetaBytes);
+  if (metaProblem !== undefined) {
+    return reject(DeadLetterReason.LimitExceeded, `data.meta ${metaProblem}`, known);
   }
 
   const correlationIdGenerated = parsed.data.correlation_id === undefined;
@@ -140,7 +134,8 @@ function reject(reason: DeadLetterReason, detail: string, known: KnownFields = {
 function parseJson(raw: Uint8Array | string): { ok: true; value: unknown } | { ok: false; error: string } {
   let text: string;
   try {
-    text = typeof raw === 'string' ? raw : new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    // TextDecoder drops a leading byte order mark; do the same for text, so both inputs agree.
+    text = typeof raw === 'string' ? raw.replace(/^\uFEFF/, '') : new TextDecoder('utf-8', { fatal: true }).decode(raw);
   } catch {
     return { ok: false, error: 'value is not valid UTF-8' };
   }

@@ -21,10 +21,10 @@ export const identifierSchema = z
   // eslint-disable-next-line no-control-regex
   .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
 
-/** Version string `MAJOR.MINOR`; only major 1 is accepted. */
+/** Version string `MAJOR`, `MAJOR.MINOR` or `MAJOR.MINOR.PATCH`; only major 1 is accepted. */
 export const versionSchema = z
   .string()
-  .regex(/^1\.\d+$/, `must be "1.x": this service reads major version ${SUPPORTED_MAJOR_VERSION}`);
+  .regex(/^1(\.\d+){0,2}$/, `must be "1.x": this service reads major version ${SUPPORTED_MAJOR_VERSION}`);
 
 /** ISO-8601 date-time with `Z` or an offset, normalised to UTC (`toISOString`). */
 export const timestampSchema = z.iso
@@ -63,12 +63,13 @@ export interface EventEnvelope<Name extends EventName, Data> {
 
 /**
  * Reads the major version of a `version` field, or returns undefined when the field is not a
- * `MAJOR.MINOR` string. Lets the inbound edge tell an unsupported major from a malformed field.
+ * `MAJOR[.MINOR[.PATCH]]` string. Lets the inbound edge tell an unsupported major from a
+ * malformed field.
  */
 export function readMajorVersion(version: unknown): number | undefined {
   if (typeof version !== 'string') {
     return undefined;
   }
-  const match = /^(\d+)\.\d+$/.exec(version);
+  const match = /^(\d+)(\.\d+){0,2}$/.exec(version);
   return match ? Number(match[1]) : undefined;
 }

@@ -12,8 +12,42 @@ export const channelSchema = z
   .string()
   .regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be a lowercase token such as "whatsapp" or "web"');
 
-/** Free-form metadata object; its serialised size is checked against a configured limit. */
+/** Free-form metadata object; its depth and serialised size are checked by checkMeta. */
 export const metaSchema = z.record(z.string(), z.unknown());
+
+/** Deepest nesting of objects and arrays accepted in `meta`; gateways send flat routing data. */
+export const MAX_META_DEPTH = 16;
+
+/**
+ * Returns what is wrong with a `meta` object (too deeply nested, or larger than `maxBytes` as
+ * UTF-8 JSON), or undefined when it is fine. The depth is checked first, so a hostile meta
+ * nested thousands of levels deep never reaches JSON.stringify's recursion.
+ */
+export function checkMeta(meta: Record<string, unknown>, maxBytes: number): string | undefined {
+  if (nestingDepth(meta, MAX_META_DEPTH + 1) > MAX_META_DEPTH) {
+    return `is nested more than ${MAX_META_DEPTH} levels deep`;
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(meta), 'utf8');
+  if (bytes > maxBytes) {
+    return `is ${bytes} bytes as JSON, above the limit of ${maxBytes}`;
+  }
+  return undefined;
+}
+
+/** Counts nested objects and arrays, and stops counting once it passes `stopAt`. */
+function nestingDepth(value: unknown, stopAt: number, depth = 0): number {
+  if (typeof value !== 'object' || value === null || depth >= stopAt) {
+    return depth;
+  }
+  let deepest = depth + 1;
+  for (const child of Object.values(value)) {
+    deepest = Math.max(deepest, nestingDepth(child, stopAt, depth + 1));
+    if (deepest >= stopAt) {
+      break;
+    }
+  }
+  return deepest;
+}
 
 export const messageReceivedDataSchema = z.object({
   conversation_id: identifierSchema,

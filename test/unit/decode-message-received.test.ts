@@ -37,16 +37,38 @@ describe('decodeMessageReceived', () => {
     expect(result.event.timestamp).toBe('2026-01-15T12:30:00.000Z');
   });
 
-  it('accepts any 1.x version', () => {
-    const result = decode({ ...receivedEvent(), version: '1.7' });
+  it.each(['1', '1.7', '1.10', '1.0.0'])('accepts version %s', (version) => {
+    const result = decode({ ...receivedEvent(), version });
 
     expect(result.ok).toBe(true);
+  });
+
+  it('strips a leading byte order mark', () => {
+    const result = decode(`\uFEFF${JSON.stringify(receivedEvent())}`);
+
+    expect(result.ok).toBe(true);
+  });
+
+  it('rejects deeply nested meta without throwing', () => {
+    const deepMeta = `${'{"nested":'.repeat(5000)}{}${'}'.repeat(5000)}`;
+    const raw = JSON.stringify(receivedEvent({ meta: { placeholder: 1 } })).replace('{"placeholder":1}', deepMeta);
+
+    const result = decodeMessageReceived(raw, { ...LIMITS, maxEventBytes: 1_000_000, maxMetaBytes: 1_000_000 }, fixedId);
+
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.reason).toBe('limit_exceeded');
+    expect(result.detail).toContain('nested');
   });
 
   it.each([
     ['not JSON', '{"event_name": ', 'invalid_json'],
     ['a JSON array', '[1, 2]', 'schema_invalid'],
     ['major version 2', { ...receivedEvent(), version: '2.0' }, 'unsupported_version'],
+    ['version "2"', { ...receivedEvent(), version: '2' }, 'unsupported_version'],
+    ['version "2.0.0"', { ...receivedEvent(), version: '2.0.0' }, 'unsupported_version'],
+    ['version "01.0"', { ...receivedEvent(), version: '01.0' }, 'schema_invalid'],
+    ['version "1.x"', { ...receivedEvent(), version: '1.x' }, 'schema_invalid'],
     ['another event name', { ...receivedEvent(), event_name: 'conversation.closed' }, 'unsupported_event'],
     ['an empty tenant_id', { ...receivedEvent(), tenant_id: '' }, 'schema_invalid'],
     ['a timestamp without offset', { ...receivedEvent(), timestamp: '2026-01-15T12:00:00' }, 'schema_invalid'],

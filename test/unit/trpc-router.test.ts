@@ -266,6 +266,18 @@ describe('tRPC API: conversation.send', () => {
     expect(error.data?.issues?.map((issue) => issue.path)).toEqual(['meta']);
   });
 
+  it('send rejects deeply nested meta', async () => {
+    const api = await startApi();
+    let meta: Record<string, unknown> = { leaf: true };
+    for (let level = 0; level < 40; level += 1) meta = { nested: meta };
+
+    const error = await expectFailure(api.client.conversation.send.mutate(sendInput({ meta })));
+
+    expect(error.data?.code).toBe('BAD_REQUEST');
+    expect(error.data?.issues?.map((issue) => issue.path)).toEqual(['meta']);
+    expect(error.data?.issues?.[0]?.message).toContain('nested');
+  });
+
   it('send hides an unexpected error', async () => {
     const secret = 'connect ECONNREFUSED redis-7.internal.example:6379';
     const api = await startApi({

@@ -10,6 +10,7 @@ import { EventName, SUPPORTED_MAJOR_VERSION, identifierSchema } from '../../../d
 import {
   channelSchema,
   messageReceivedDataSchema,
+  checkMeta,
   metaSchema,
   type MessageGeneratedEvent,
   type MessageReceivedEvent,
@@ -49,10 +50,12 @@ export function sendInputSchema(limits: InboundLimits) {
     channel: channelSchema.default('web'),
     user_id: identifierSchema,
     meta: metaSchema
-      .refine(
-        (meta) => Buffer.byteLength(JSON.stringify(meta), 'utf8') <= limits.maxMetaBytes,
-        `must be at most ${limits.maxMetaBytes} bytes as JSON`,
-      )
+      .superRefine((meta, context) => {
+        const problem = checkMeta(meta, limits.maxMetaBytes);
+        if (problem !== undefined) {
+          context.addIssue({ code: 'custom', message: problem });
+        }
+      })
       .optional(),
     correlation_id: identifierSchema.optional(),
     /** The calling application, e.g. `web-widget`; the server's configured source when absent. */
