@@ -144,6 +144,42 @@ describe('KafkaEventBus', () => {
     expect(new Date(Date.parse(failedAt ?? '')).toISOString()).toBe(failedAt);
   });
 
+  it('publishDeadLetter drops a value too large for its topic', async () => {
+    const settings = testKafkaSettings(uniqueSuffix());
+    await kafka.admin.createTopics({
+      topics: [{ topic: settings.topics.deadLetter, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '4096' }] }],
+      waitForLeaders: true,
+    });
+    const logger = new CapturingLogger();
+    const bus = newBus(settings, logger);
+    await bus.connect();
+    const letter: DeadLetter = {
+      reason: 'limit_exceeded',
+      detail: 'event is 20000 bytes',
+      original: {
+        topic: settings.topics.received,
+        partition: 0,
+        offset: '41',
+        key: new TextEncoder().encode('conv-big'),
+        value: new Uint8Array(20_000).fill(0x61),
+        headers: { trace_id: 'trace-big' },
+      },
+    };
+
+    await bus.publishDeadLetter(letter);
+
+    const [record, ...others] = await kafka.readAll(settings.topics.deadLetter);
+    expect(others).toHaveLength(0);
+    expect(record?.value).toBeNull();
+    expect(record?.key?.toString()).toBe('conv-big');
+    const headers = decodeHeaders(record?.headers);
+    expect(headers['dlq_reason']).toBe('limit_exceeded');
+    expect(headers['dlq_source_offset']).toBe('41');
+    expect(headers['dlq_value_omitted']).toContain('20000 bytes');
+    expect(headers['trace_id']).toBeUndefined();
+    expect(logger.lines.some((line) => line.level === 'warn' && line.message.includes('too large'))).toBe(true);
+  });
+
   it('publish after stop fails with PUBLISH_FAILED', async () => {
     const bus = newBus(testKafkaSettings(uniqueSuffix()));
     await bus.connect();

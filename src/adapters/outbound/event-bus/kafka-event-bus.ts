@@ -10,7 +10,7 @@ import { KafkaRecordConsumer } from '../../inbound/kafka/kafka-record-consumer.j
 
 import { FETCH_MAX_WAIT_MS, clientConfig, type KafkaEventBusSettings } from './kafka-client-config.js';
 import { createKafkaLogCreator, toKafkaLogLevel, type KafkaLogLevel } from './kafka-log.js';
-import { deadLetterRecord, generatedRecord } from './kafka-records.js';
+import { deadLetterRecord, generatedRecord, withoutOriginalValue } from './kafka-records.js';
 import { KafkaStartup } from './kafka-startup.js';
 import { settleWithin } from './timeouts.js';
 
@@ -145,8 +145,31 @@ export class KafkaEventBus implements EventBus {
     await this.send(this.settings.topics.generated, generatedRecord(event));
   }
 
+  /**
+   * Publishes a dead letter with the original bytes. When the dead-letter topic rejects it as too
+   * large, publishes it again without the original value and headers: retrying the same record
+   * could never succeed and would hold up its partition for good.
+   */
   async publishDeadLetter(letter: DeadLetter): Promise<void> {
-    await this.send(this.settings.topics.deadLetter, deadLetterRecord(letter, new Date()));
+    const topic = this.settings.topics.deadLetter;
+    try {
+      await this.send(topic, deadLetterRecord(letter, new Date()));
+    } catch (error) {
+      if (!isMessageTooLarge(error)) {
+        throw error;
+      }
+      this.logger.warn('dead letter too large for its topic; publishing it without the original value', {
+        topic,
+        source_topic: letter.original.topic,
+        source_partition: letter.original.partition,
+        source_offset: letter.original.offset,
+        value_bytes: letter.original.value?.byteLength ?? 0,
+        reason: letter.reason,
+        tenant_id: letter.tenantId,
+        correlation_id: letter.correlationId,
+      });
+      await this.send(topic, withoutOriginalValue(letter, new Date()));
+    }
   }
 
   /**
@@ -289,4 +312,16 @@ export class KafkaEventBus implements EventBus {
       this.state.producerConnected = false;
     });
   }
+}
+
+/** Tells whether the broker rejected a record as larger than the topic's max.message.bytes. */
+function isMessageTooLarge(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth += 1) {
+    if ((current as Error & { type?: unknown }).type === 'MESSAGE_TOO_LARGE') {
+      return true;
+    }
+    current = current.cause;
+  }
+  return false;
 }

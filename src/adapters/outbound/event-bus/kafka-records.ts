@@ -19,6 +19,8 @@ export const KafkaHeader = {
   DeadLetterSourceOffset: 'dlq_source_offset',
   /** ISO-8601 time at which the record was dead-lettered. */
   DeadLetterFailedAt: 'dlq_failed_at',
+  /** Set when the original value and headers were too large for the dead-letter topic. */
+  DeadLetterValueOmitted: 'dlq_value_omitted',
 } as const;
 
 /** Largest `dlq_detail` header value, in UTF-8 bytes, so that a long validation report cannot bloat the record. */
@@ -63,6 +65,23 @@ export function deadLetterRecord(letter: DeadLetter, failedAt: Date): Message {
     headers[KafkaHeader.CorrelationId] = letter.correlationId;
   }
   return { key: asBuffer(original.key), value: asBuffer(original.value), headers };
+}
+
+/**
+ * Rebuilds a dead-letter record without the original value and headers, for a record the
+ * dead-letter topic rejected as too large. The source topic, partition and offset stay, so the
+ * original can still be read from the source topic while its retention lasts.
+ */
+export function withoutOriginalValue(letter: DeadLetter, failedAt: Date): Message {
+  const full = deadLetterRecord({ ...letter, original: { ...letter.original, value: null, headers: {} } }, failedAt);
+  const valueBytes = letter.original.value?.byteLength ?? 0;
+  return {
+    ...full,
+    headers: {
+      ...full.headers,
+      [KafkaHeader.DeadLetterValueOmitted]: `the original value (${valueBytes} bytes) and headers were too large for the dead-letter topic; read them from the source topic at this partition and offset`,
+    },
+  };
 }
 
 /** Copies a consumed kafkajs message into the transport-neutral record that handlers get. */
