@@ -1,7 +1,7 @@
 import { createAppRouter } from '../adapters/inbound/trpc/router.js';
 import { startHttpServer } from '../adapters/inbound/http/http-server.js';
 import { KafkaEventBus } from '../adapters/outbound/event-bus/kafka-event-bus.js';
-import { checkRedisHealth, connectRedis } from '../adapters/outbound/redis/redis-client.js';
+import { checkRedisHealth, closeRedis, connectRedis } from '../adapters/outbound/redis/redis-client.js';
 import { describeError } from '../domain/errors.js';
 import type { ComponentHealth } from '../domain/ports/event-bus.js';
 import type { Logger } from '../domain/ports/logger.js';
@@ -11,6 +11,9 @@ import { TOKENS, buildContainer, type ContainerOverrides } from './container.js'
 
 /** Time allowed for Redis to answer at start-up before the service gives up. */
 const REDIS_STARTUP_TIMEOUT_MS = 5000;
+
+/** Time allowed for a graceful QUIT at shutdown before the connection is dropped. */
+const REDIS_QUIT_TIMEOUT_MS = 2000;
 
 export interface RunningApp {
   /** The HTTP port actually bound (useful when the configuration asked for port 0). */
@@ -35,7 +38,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: Con
       logger.warn('REDIS_URL is not set: dedup and memory are in-memory, per process, and lost on restart');
     } else {
       await connectRedis(redis, REDIS_STARTUP_TIMEOUT_MS);
-      closers.push({ name: 'redis', close: async () => void (await redis.quit()) });
+      closers.push({ name: 'redis', close: () => closeRedis(redis, REDIS_QUIT_TIMEOUT_MS) });
     }
 
     if (config.eventBus === 'noop') {

@@ -43,16 +43,25 @@ async function main(): Promise<void> {
     app.stop().then(
       () => {
         logger.info('service stopped');
-        process.exitCode = 0;
+        exitSoon(0);
       },
       (error: unknown) => {
         logger.error('shutdown failed', { error: describeError(error) });
-        process.exitCode = 1;
+        exitSoon(1);
       },
     );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/**
+ * Exits once stdout has drained. Client libraries can leave timers behind after they were closed
+ * (kafkajs retries, a Redis reconnect), and those must not keep a stopped service alive.
+ */
+function exitSoon(code: number): void {
+  process.exitCode = code;
+  process.stdout.write('', () => process.exit(code));
 }
 
 await main();

@@ -7,6 +7,7 @@ import { RedisDedupStore } from '../../src/adapters/outbound/dedup/redis-dedup-s
 import { RedisMemoryRepo } from '../../src/adapters/outbound/memory/redis-memory-repo.js';
 import {
   checkRedisHealth,
+  closeRedis,
   connectRedis,
   createRedisClient,
 } from '../../src/adapters/outbound/redis/redis-client.js';
@@ -235,5 +236,35 @@ describe('checkRedisHealth', () => {
 
     expect(health.ok).toBe(false);
     expect(health.detail).toContain('127.0.0.1:1');
+  });
+});
+
+describe('closeRedis', () => {
+  it('stops a reconnecting client at once', async () => {
+    const redis = client(CLOSED_PORT_URL);
+    void redis.ping().catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(redis.status).not.toBe('ready');
+    const startedAt = Date.now();
+
+    await closeRedis(redis, 2_000);
+    const reconnects: number[] = [];
+    redis.on('reconnecting', () => reconnects.push(Date.now()));
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+
+    expect(Date.now() - startedAt - 1_500).toBeLessThan(1_000);
+    expect(reconnects).toEqual([]);
+  });
+
+  it('quits a connected client', async () => {
+    const redis = createTestRedis();
+    clients.push(redis);
+    await connectRedis(redis, 5_000);
+    const ended = new Promise((resolve) => redis.once('end', resolve));
+
+    await closeRedis(redis, 2_000);
+    await ended;
+
+    expect(redis.status).toBe('end');
   });
 });

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 
 import { createTRPCClient, httpLink } from '@trpc/client';
@@ -6,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { AppRouter } from '../../src/adapters/inbound/trpc/router.js';
 import type { MessageGeneratedEvent } from '../../src/domain/events.js';
 import { TEST_KAFKA_BROKERS, TEST_REDIS_URL, uniqueSuffix } from '../support/environment.js';
+import { receivedEvent } from '../support/fakes.js';
 import { KafkaTestClient, uniqueTopics, waitFor } from '../support/kafka-test-client.js';
 import { freePort, logLines, spawnService, waitUntilReady, type ServiceProcess } from '../support/service-process.js';
 
@@ -116,6 +118,47 @@ describe('service process', () => {
     expect(code).toBe(1);
     expect(Date.now() - startedAt).toBeLessThan(20_000);
     expect(service.output.join('\n')).toContain('127.0.0.1:1');
+  });
+
+  it('stops promptly while Redis is down', async () => {
+    const redisPort = await freePort();
+    const redisServer = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
+    cleanups.push(async () => {
+      redisServer.kill('SIGKILL');
+    });
+    const port = await freePort();
+    const topics = uniqueTopics('redis-down');
+    const service = spawnService({
+      ENABLE_KAFKA: 'true',
+      KAFKA_BROKER: TEST_KAFKA_BROKERS.join(','),
+      KAFKA_CONSUMER_GROUP: `redis-down-${uniqueSuffix()}`,
+      KAFKA_MESSAGE_RECEIVED_TOPIC: topics.received,
+      KAFKA_MESSAGE_GENERATED_TOPIC: topics.generated,
+      KAFKA_DEAD_LETTER_TOPIC: topics.deadLetter,
+      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      SHUTDOWN_TIMEOUT_MS: '20000',
+      HTTP_HOST: '127.0.0.1',
+      HTTP_PORT: String(port),
+    });
+    running.push(service);
+    await waitUntilReady(service, port);
+
+    redisServer.kill('SIGKILL');
+    await waitFor(() => service.output.some((line) => line.includes('Redis connection closed')), 10_000, () => 'no log line about the lost Redis connection');
+    const kafka = new KafkaTestClient();
+    cleanups.push(() => kafka.close());
+    await kafka.produce(topics.received, [
+      { key: 'conv-down', value: JSON.stringify(receivedEvent({ tenantId: 'tenant-acme', assistantId: 'support-assistant', conversationId: 'conv-down' })) },
+    ]);
+    await waitFor(() => service.output.some((line) => line.includes('will retry')), 15_000, () => 'no retry while Redis is down');
+    const stoppingAt = Date.now();
+    const code = await service.stop();
+
+    expect(code).toBe(0);
+    expect(Date.now() - stoppingAt).toBeLessThan(8000);
+    expect(logLines(service).some((line) => line['message'] === 'shutdown timed out; exiting')).toBe(false);
   });
 
   it('lists every invalid variable and exits', async () => {

@@ -64,6 +64,22 @@ export async function connectRedis(redis: Redis, timeoutMs: number): Promise<voi
   }
 }
 
+/**
+ * Closes the client for shutdown: QUIT when connected (bounded by `timeoutMs`), then a hard
+ * disconnect that also cancels any reconnect timer. Never throws, so that a Redis that is down
+ * cannot hold the process open past its shutdown.
+ */
+export async function closeRedis(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') {
+    try {
+      await withTimeout(redis.quit(), timeoutMs, 'QUIT');
+    } catch {
+      // The hard disconnect below closes the socket anyway.
+    }
+  }
+  redis.disconnect();
+}
+
 /** Reports whether Redis replies to PING within HEALTH_PING_TIMEOUT_MS. Never throws. */
 export async function checkRedisHealth(redis: Redis): Promise<ComponentHealth> {
   const address = redisAddress(redis);
