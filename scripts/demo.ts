@@ -11,7 +11,7 @@
  * never see each other's events or deduplication records.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import kafkajs from 'kafkajs';
@@ -104,8 +104,15 @@ async function main(): Promise<void> {
     console.log(`published   ${lines.length} events to ${topics.received}\n`);
 
     const timer = setTimeout(done, timeoutMs);
+    const progress = setInterval(() => {
+      const deadLetterCount = [...deadLetters.values()].reduce((sum, count) => sum + count, 0);
+      console.log(
+        `… waiting: ${replies.size} of ${expectation.replies.size} replies, ${deadLetterCount} of ${expectation.deadLetters} dead letters (gives up after ${options.timeout} s)`,
+      );
+    }, 10_000);
     await finished;
     clearTimeout(timer);
+    clearInterval(progress);
   } finally {
     await producer.disconnect().catch(() => {});
     await watcher.disconnect().catch(() => {});
@@ -118,7 +125,12 @@ async function main(): Promise<void> {
 }
 
 function readInput(path: string): InputLine[] {
-  const config = loadConfig({});
+  if (!existsSync(path)) {
+    console.error(`error: input file ${path} not found; pass a JSON Lines file of conversation.message_received events`);
+    process.exit(2);
+  }
+  // The service reads the same environment, so the limits and assistants file agree with it.
+  const config = loadConfig({ ...process.env, ENABLE_KAFKA: 'true', IN_MEMORY_EVENT_BUS: 'false' });
   const file = loadAssistantsFile(config.assistantsFile);
   const assistants = new Set(
     file.tenants.flatMap((tenant) => tenant.assistants.map((assistant) => `${tenant.tenant_id}/${assistant.id}`)),

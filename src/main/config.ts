@@ -7,7 +7,7 @@ import type { OpenAiLlmSettings } from '../adapters/outbound/llm/openai-llm-clie
 const booleanFlag = (defaultValue: boolean) =>
   z
     .enum(['true', 'false', '1', '0', 'yes', 'no'], {
-      error: 'must be true or false',
+      error: 'must be true or false (1/0 and yes/no are accepted too)',
     })
     .default(defaultValue ? 'true' : 'false')
     .transform((value) => value === 'true' || value === '1' || value === 'yes');

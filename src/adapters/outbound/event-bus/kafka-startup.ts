@@ -130,7 +130,7 @@ export class KafkaStartup {
     }
     if (phase === 'connect') {
       return new Error(
-        `could not connect to Kafka at ${brokers} within ${timeoutMs} ms: ${describeError(error)}. ` +
+        `could not connect to Kafka at ${brokers} (start-up timeout ${timeoutMs} ms): ${describeError(error)}. ` +
           'Check that the broker is running and that KAFKA_BROKER lists it as host:port, and check KAFKA_SSL and KAFKA_SASL_*; ' +
           'KAFKA_STARTUP_TIMEOUT_MS sets the wait',
         { cause: error },
@@ -138,7 +138,7 @@ export class KafkaStartup {
     }
     const { received, generated, deadLetter } = this.settings.topics;
     return new Error(
-      `could not prepare Kafka topics ${received}, ${generated}, ${deadLetter} at ${brokers} within ${timeoutMs} ms: ${describeError(error)}. ` +
+      `could not prepare Kafka topics ${received}, ${generated}, ${deadLetter} at ${brokers} (start-up timeout ${timeoutMs} ms): ${describeError(error)}. ` +
         'Check KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION_FACTOR (at most the number of brokers) and the ACLs of the client, ' +
         'or create the topics beforehand and set KAFKA_CREATE_TOPICS=false',
       { cause: error },

@@ -126,6 +126,8 @@ export class OpenAiLlmClient implements LlmClient {
         }
 
         this.logger.warn('LLM call failed; retrying', {
+          tenant_id: request.assistant.tenantId,
+          assistant_id: request.assistant.id,
           correlation_id: request.correlationId,
           model,
           attempt,
