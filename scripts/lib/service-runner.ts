@@ -97,7 +97,8 @@ async function isReady(port: number): Promise<boolean> {
   }
 }
 
-function freePort(): Promise<number> {
+/** Returns a TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -3,10 +3,10 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import type { MessageGeneratedEvent } from '../../src/domain/events.js';
-import { TEST_KAFKA_BROKERS, TEST_REDIS_URL, uniqueSuffix } from '../support/environment.js';
+import { uniqueSuffix } from '../support/environment.js';
 import { startFakeOpenAiServer, type FakeOpenAiServer } from '../support/fake-openai-server.js';
 import { receivedEvent } from '../support/fakes.js';
-import { KafkaTestClient, uniqueTopics, waitFor } from '../support/kafka-test-client.js';
+import { KafkaTestClient, serviceEnvironment, uniqueTopics, waitFor } from '../support/kafka-test-client.js';
 import { freePort, spawnService, waitUntilReady, type ServiceProcess } from '../support/service-process.js';
 
 /**
@@ -32,15 +32,8 @@ describe('crash recovery', () => {
   async function startWorker(): Promise<ServiceProcess> {
     const port = await freePort();
     const service = spawnService({
-      ENABLE_KAFKA: 'true',
-      KAFKA_BROKER: TEST_KAFKA_BROKERS.join(','),
-      KAFKA_CONSUMER_GROUP: group,
-      KAFKA_MESSAGE_RECEIVED_TOPIC: topics.received,
-      KAFKA_MESSAGE_GENERATED_TOPIC: topics.generated,
-      KAFKA_DEAD_LETTER_TOPIC: topics.deadLetter,
+      ...serviceEnvironment(topics, { group, redisKeyPrefix: redisPrefix }),
       KAFKA_SESSION_TIMEOUT_MS: '6000',
-      REDIS_URL: TEST_REDIS_URL,
-      REDIS_KEY_PREFIX: redisPrefix,
       LLM_BASE_URL: model.url,
       LLM_API_KEY: 'test-key',
       LLM_TIMEOUT_MS: '3000',

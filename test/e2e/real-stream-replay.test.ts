@@ -4,8 +4,7 @@ import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import type { MessageGeneratedEvent } from '../../src/domain/events.js';
-import { TEST_KAFKA_BROKERS, TEST_REDIS_URL, uniqueSuffix } from '../support/environment.js';
-import { KafkaTestClient, uniqueTopics, waitFor } from '../support/kafka-test-client.js';
+import { KafkaTestClient, serviceEnvironment, uniqueTopics, waitFor } from '../support/kafka-test-client.js';
 import { freePort, spawnService, waitUntilReady, type ServiceProcess } from '../support/service-process.js';
 
 /** A public conversation stream with redeliveries, kept beside the checkout and never committed. */
@@ -36,16 +35,8 @@ describe('real conversation stream replay', () => {
 
     const port = await freePort();
     service = spawnService({
-      ENABLE_KAFKA: 'true',
-      KAFKA_BROKER: TEST_KAFKA_BROKERS.join(','),
-      KAFKA_CONSUMER_GROUP: `replay-${uniqueSuffix()}`,
-      KAFKA_MESSAGE_RECEIVED_TOPIC: topics.received,
-      KAFKA_MESSAGE_GENERATED_TOPIC: topics.generated,
-      KAFKA_DEAD_LETTER_TOPIC: topics.deadLetter,
-      REDIS_URL: TEST_REDIS_URL,
-      REDIS_KEY_PREFIX: `test:${uniqueSuffix()}:`,
+      ...serviceEnvironment(topics),
       LOG_LEVEL: 'warn',
-      HTTP_HOST: '127.0.0.1',
       HTTP_PORT: String(port),
     });
     await waitUntilReady(service, port);

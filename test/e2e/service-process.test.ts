@@ -6,9 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import type { AppRouter } from '../../src/adapters/inbound/trpc/router.js';
 import type { MessageGeneratedEvent } from '../../src/domain/events.js';
-import { TEST_KAFKA_BROKERS, TEST_REDIS_URL, uniqueSuffix } from '../support/environment.js';
+import { uniqueSuffix } from '../support/environment.js';
 import { receivedEvent } from '../support/fakes.js';
-import { KafkaTestClient, uniqueTopics, waitFor } from '../support/kafka-test-client.js';
+import { KafkaTestClient, serviceEnvironment, uniqueTopics, waitFor } from '../support/kafka-test-client.js';
 import { freePort, logLines, spawnService, waitUntilReady, type ServiceProcess } from '../support/service-process.js';
 
 function apiClient(port: number) {
@@ -66,15 +66,7 @@ describe('service process', () => {
     cleanups.push(() => kafka.close());
     const port = await freePort();
     const service = spawnService({
-      ENABLE_KAFKA: 'true',
-      KAFKA_BROKER: TEST_KAFKA_BROKERS.join(','),
-      KAFKA_CONSUMER_GROUP: `api-${uniqueSuffix()}`,
-      KAFKA_MESSAGE_RECEIVED_TOPIC: topics.received,
-      KAFKA_MESSAGE_GENERATED_TOPIC: topics.generated,
-      KAFKA_DEAD_LETTER_TOPIC: topics.deadLetter,
-      REDIS_URL: TEST_REDIS_URL,
-      REDIS_KEY_PREFIX: `test:${uniqueSuffix()}:`,
-      HTTP_HOST: '127.0.0.1',
+      ...serviceEnvironment(topics),
       HTTP_PORT: String(port),
     });
     running.push(service);
@@ -131,15 +123,8 @@ describe('service process', () => {
     const port = await freePort();
     const topics = uniqueTopics('redis-down');
     const service = spawnService({
-      ENABLE_KAFKA: 'true',
-      KAFKA_BROKER: TEST_KAFKA_BROKERS.join(','),
-      KAFKA_CONSUMER_GROUP: `redis-down-${uniqueSuffix()}`,
-      KAFKA_MESSAGE_RECEIVED_TOPIC: topics.received,
-      KAFKA_MESSAGE_GENERATED_TOPIC: topics.generated,
-      KAFKA_DEAD_LETTER_TOPIC: topics.deadLetter,
-      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      ...serviceEnvironment(topics, { redisUrl: `redis://127.0.0.1:${redisPort}` }),
       SHUTDOWN_TIMEOUT_MS: '20000',
-      HTTP_HOST: '127.0.0.1',
       HTTP_PORT: String(port),
     });
     running.push(service);

@@ -148,7 +148,8 @@ describe('KafkaEventBus', () => {
     const settings = testKafkaSettings(uniqueSuffix());
     await kafka.admin.createTopics({
       topics: [{ topic: settings.topics.deadLetter, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '4096' }] }],
-      waitForLeaders: true,
+      // connect() below waits until the topic has a leader.
+      waitForLeaders: false,
     });
     const logger = new CapturingLogger();
     const bus = newBus(settings, logger);

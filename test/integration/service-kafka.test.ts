@@ -4,9 +4,9 @@ import { deriveReplyMessageId } from '../../src/domain/ids.js';
 import { messageGeneratedSchema, type MessageGeneratedEvent } from '../../src/domain/events.js';
 import { startApp, type RunningApp } from '../../src/main/app.js';
 import { loadConfig } from '../../src/main/config.js';
-import { TEST_KAFKA_BROKERS, TEST_REDIS_URL, uniqueSuffix } from '../support/environment.js';
+import { uniqueSuffix } from '../support/environment.js';
 import { CapturingLogger, receivedEvent } from '../support/fakes.js';
-import { KafkaTestClient, uniqueTopics, waitFor } from '../support/kafka-test-client.js';
+import { KafkaTestClient, serviceEnvironment, uniqueTopics, waitFor } from '../support/kafka-test-client.js';
 
 /** The whole service in this process, on the real broker and Redis, with the offline answerer. */
 describe('service on Kafka and Redis', () => {
@@ -17,15 +17,7 @@ describe('service on Kafka and Redis', () => {
 
   beforeAll(async () => {
     const config = loadConfig({
-      ENABLE_KAFKA: 'true',
-      KAFKA_BROKER: TEST_KAFKA_BROKERS.join(','),
-      KAFKA_CONSUMER_GROUP: `service-${uniqueSuffix()}`,
-      KAFKA_MESSAGE_RECEIVED_TOPIC: topics.received,
-      KAFKA_MESSAGE_GENERATED_TOPIC: topics.generated,
-      KAFKA_DEAD_LETTER_TOPIC: topics.deadLetter,
-      REDIS_URL: TEST_REDIS_URL,
-      REDIS_KEY_PREFIX: `test:${uniqueSuffix()}:`,
-      HTTP_HOST: '127.0.0.1',
+      ...serviceEnvironment(topics),
       HTTP_PORT: '0',
       MAX_TEXT_LENGTH: '500',
       ASSISTANTS_FILE: 'config/assistants.yaml',

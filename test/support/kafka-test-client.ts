@@ -1,6 +1,6 @@
 import kafkajs, { type Consumer, type IHeaders, type Producer } from 'kafkajs';
 
-import { TEST_KAFKA_BROKERS, uniqueSuffix } from './environment.js';
+import { TEST_KAFKA_BROKERS, TEST_REDIS_URL, uniqueSuffix } from './environment.js';
 
 const { Kafka, logLevel } = kafkajs;
 
@@ -24,6 +24,28 @@ export function uniqueTopics(prefix: string): { received: string; generated: str
 }
 
 /**
+ * Environment of a service on the test broker and Redis, with its own topics, consumer group
+ * and Redis key prefix. `group` names the consumer group; a worker restarted with the same
+ * group and `redisKeyPrefix` continues where the earlier one stopped.
+ */
+export function serviceEnvironment(
+  topics: { received: string; generated: string; deadLetter: string },
+  options: { group?: string; redisKeyPrefix?: string; redisUrl?: string } = {},
+): Record<string, string> {
+  return {
+    ENABLE_KAFKA: 'true',
+    KAFKA_BROKER: TEST_KAFKA_BROKERS.join(','),
+    KAFKA_CONSUMER_GROUP: options.group ?? `group-${uniqueSuffix()}`,
+    KAFKA_MESSAGE_RECEIVED_TOPIC: topics.received,
+    KAFKA_MESSAGE_GENERATED_TOPIC: topics.generated,
+    KAFKA_DEAD_LETTER_TOPIC: topics.deadLetter,
+    REDIS_URL: options.redisUrl ?? TEST_REDIS_URL,
+    REDIS_KEY_PREFIX: options.redisKeyPrefix ?? `test:${uniqueSuffix()}:`,
+    HTTP_HOST: '127.0.0.1',
+  };
+}
+
+/**
  * A plain kafkajs producer and consumer for tests: publishes raw inbound records and collects
  * what the service publishes, independent of the adapter under test.
  */
@@ -33,14 +55,25 @@ export class KafkaTestClient {
   private readonly consumers: Consumer[] = [];
   readonly collected: CollectedRecord[] = [];
 
+  /** Creates topics and waits until every partition has a leader (a fresh broker can lag). */
   async createTopics(topics: string[], partitions = 3): Promise<void> {
     const admin = this.kafka.admin();
     await admin.connect();
     try {
       await admin.createTopics({
         topics: topics.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
-        waitForLeaders: true,
+        waitForLeaders: false,
       });
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const ready = await admin
+          .fetchTopicMetadata({ topics })
+          .then((metadata) => metadata.topics.every((topic) => topic.partitions.every((partition) => partition.leader >= 0)))
+          .catch(() => false);
+        if (ready) break;
+        if (Date.now() > deadline) throw new Error(`topics ${topics.join(', ')} have no leaders after 15 s`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
     } finally {
       await admin.disconnect();
     }

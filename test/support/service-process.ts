@@ -75,15 +75,4 @@ export function logLines(service: ServiceProcess): Array<Record<string, unknown>
   });
 }
 
-/** Returns a TCP port that was free a moment ago on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
+export { freePort } from '../../scripts/lib/service-runner.js';

@@ -1,15 +1,8 @@
-import type { DeadLetter } from '../dead-letter.js';
+import type { DeadLetter, OriginalRecord } from '../dead-letter.js';
 import type { MessageGeneratedEvent } from '../events.js';
 
-/** One record as it arrived from the transport, before any decoding. */
-export interface InboundRecord {
-  topic: string;
-  partition: number;
-  offset: string;
-  key: Uint8Array | null;
-  value: Uint8Array | null;
-  headers: Record<string, string>;
-}
+/** One record as it arrived from the transport, before any decoding; a dead letter keeps it whole. */
+export type InboundRecord = OriginalRecord;
 
 /** What the transport gives a handler besides the record. */
 export interface DeliveryContext {

@@ -70,13 +70,16 @@ export class KafkaStartup {
     }
     if (missing.length > 0) {
       // Another instance may create the same topics at the same time; kafkajs then returns false.
+      // kafkajs' own waitForLeaders fails on UNKNOWN_TOPIC_OR_PARTITION, which a broker that was
+      // just started can return for a moment after creating a topic, so waitForLeaders below
+      // polls instead.
       await this.admin.createTopics({
         topics: missing.map((topic) => ({
           topic,
           numPartitions: this.settings.topicPartitions,
           replicationFactor: this.settings.topicReplicationFactor,
         })),
-        waitForLeaders: true,
+        waitForLeaders: false,
       });
       this.logger.info('created Kafka topics', {
         topics: missing,
