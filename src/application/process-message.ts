@@ -57,7 +57,7 @@ export type ProcessOutcome =
   | { kind: 'rejected'; reason: RejectionReason; detail: string };
 
 /**
- * Answers one validated inbound message: claim it, load the assistant, build the context, ask
+ * Processes one validated inbound message: claim it, load the assistant, build the context, ask
  * the model, store the reply, save both turns, publish the reply, then mark the message done.
  *
  * Throws a retryable ServiceError when a store or the bus fails, or when another worker holds
@@ -249,7 +249,7 @@ export class ProcessMessage {
   }
 }
 
-/** The ids every log line about a message carries. */
+/** Returns the ids that every log line about a message carries. */
 export function logIds(event: MessageReceivedEvent): Record<string, string> {
   return {
     tenant_id: event.tenant_id,

@@ -1,4 +1,4 @@
-/** Who wrote a turn. */
+/** Author role of a turn. */
 export const TurnRole = {
   User: 'user',
   Assistant: 'assistant',

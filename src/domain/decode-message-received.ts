@@ -57,7 +57,12 @@ export function decodeMessageReceived(
   if (!json.ok) {
     return reject(DeadLetterReason.InvalidJson, json.error);
   }
-  return validateEvent(json.value, limits, generateCorrelationId);
+  try {
+    return validateEvent(json.value, limits, generateCorrelationId);
+  } catch (error) {
+    // A hostile shape that breaks validation itself (say, a stack overflow) is still a bad event.
+    return reject(DeadLetterReason.SchemaInvalid, `event could not be validated: ${(error as Error).message}`);
+  }
 }
 
 /** Validates an already parsed event object (the tRPC edge and tests start here). */

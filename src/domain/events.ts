@@ -70,7 +70,7 @@ export type MessageReceivedEvent = EventEnvelope<
   MessageReceivedData
 >;
 
-/** Where the reply text came from. */
+/** Source of the reply text. */
 export const ReplySource = {
   /** A language model generated the text. */
   Llm: 'llm',

@@ -187,7 +187,7 @@ function crossFieldProblems(e: Environment): string[] {
   return problems;
 }
 
-/** openai when LLM_PROVIDER says so, or when a base URL or API key is set; else offline. */
+/** Resolves the LLM adapter: LLM_PROVIDER when set, else openai when a base URL or API key is set, else offline. */
 function resolveLlmProvider(e: Environment): 'offline' | 'openai' {
   if (e.LLM_PROVIDER !== undefined) {
     return e.LLM_PROVIDER;
@@ -196,7 +196,12 @@ function resolveLlmProvider(e: Environment): 'offline' | 'openai' {
 }
 
 function toAppConfig(e: Environment): AppConfig {
-  const eventBus = e.ENABLE_KAFKA ? 'kafka' : e.IN_MEMORY_EVENT_BUS ? 'in-memory' : 'noop';
+  let eventBus: AppConfig['eventBus'] = 'noop';
+  if (e.ENABLE_KAFKA) {
+    eventBus = 'kafka';
+  } else if (e.IN_MEMORY_EVENT_BUS) {
+    eventBus = 'in-memory';
+  }
   return {
     logLevel: e.LOG_LEVEL,
     eventSource: e.EVENT_SOURCE,

@@ -4,7 +4,7 @@ import type { MessageGeneratedEvent } from '../events.js';
 /** One record as it arrived from the transport, before any decoding; a dead letter keeps it whole. */
 export type InboundRecord = OriginalRecord;
 
-/** What the transport gives a handler besides the record. */
+/** Delivery context that the transport passes to a handler with each record. */
 export interface DeliveryContext {
   /** Aborted when the consumer is stopping: a handler that is waiting to retry gives up. */
   signal: AbortSignal;

@@ -16,7 +16,7 @@ export interface InMemoryEventBusOptions {
 
 /**
  * EventBus inside one process, for tests and demos without a broker. Records with the same key
- * are delivered one at a time in publish order; a record whose handler rejects is delivered again
+ * are delivered one at a time in publish order. A record whose handler rejects is delivered again
  * after a delay, before any later record of the same key. Nothing survives a restart.
  */
 export class InMemoryEventBus implements EventBus {
