@@ -479,10 +479,18 @@ describe('KafkaEventBus', () => {
     await waitForCommitted(settings, keptPartition, '1');
     await first.stop();
 
+    // Before the rebalance the first member may have committed the moved partition's position,
+    // which is the unfinished record's own offset 0; finishing that record after the revocation
+    // must not move it to 1.
     const offsets = await kafka.committedOffsets(settings.consumerGroup, settings.topics.received);
-    expect(offsets.get(moved)).toBe('-1');
-    const commitsOfMoved = firstLogger.lines.filter((line) => line.message === 'offset committed' && line.fields['partition'] === moved);
-    expect(commitsOfMoved).toHaveLength(0);
+    expect(['-1', '0']).toContain(offsets.get(moved));
+    const revokedAt = firstLogger.lines.findIndex(
+      (line) => line.message.startsWith('partition revoked') && line.fields['partition'] === moved,
+    );
+    const commitsAfterRevoke = firstLogger.lines
+      .slice(revokedAt)
+      .filter((line) => line.message === 'offset committed' && line.fields['partition'] === moved);
+    expect(commitsAfterRevoke).toHaveLength(0);
   });
 
   it('heartbeats while a slow handler runs', { timeout: 60_000 }, async () => {

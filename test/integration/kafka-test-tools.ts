@@ -93,7 +93,7 @@ export class KafkaTestClient {
    * partitions' offsets first, so a topic with more records than expected shows them all.
    */
   async readAll(topic: string, timeoutMs = 15_000): Promise<KafkaMessage[]> {
-    const offsets = await this.admin.fetchTopicOffsets(topic);
+    const offsets = await this.topicOffsets(topic, timeoutMs);
     const total = offsets.reduce((sum, partition) => sum + Number(partition.high) - Number(partition.low), 0);
     if (total === 0) {
       return [];
@@ -119,6 +119,25 @@ export class KafkaTestClient {
   }
 
   /** Committed offset of `groupId` per partition of `topic`; -1 where nothing was committed. */
+  /**
+   * Fetches a topic's offsets, retrying while the broker reports a passing error such as
+   * NOT_LEADER_OR_FOLLOWER, which a broker that was just started returns for new topics.
+   */
+  private async topicOffsets(topic: string, timeoutMs: number): Promise<Array<{ partition: number; high: string; low: string }>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await this.admin.fetchTopicOffsets(topic);
+      } catch (error) {
+        const retriable = (error as { retriable?: unknown }).retriable === true;
+        if (!retriable || Date.now() > deadline) {
+          throw error;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  }
+
   async committedOffsets(groupId: string, topic: string): Promise<Map<number, string>> {
     const [topicOffsets] = await this.admin.fetchOffsets({ groupId, topics: [topic] });
     return new Map((topicOffsets?.partitions ?? []).map(({ partition, offset }) => [partition, offset]));
