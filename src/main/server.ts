@@ -23,7 +23,7 @@ async function main(): Promise<void> {
     app = await startApp(config, logger);
   } catch (error) {
     logger.error('service failed to start', { error: describeError(error) });
-    process.exitCode = 1;
+    exitSoon(1);
     return;
   }
 
