@@ -104,13 +104,17 @@ export function buildContainer(config: AppConfig, logger: Logger, overrides: Con
       : new OfflineLlmClient();
   });
 
-  container.bind(TOKENS.EventBus).toDynamicValue(() => {
+  container.bind(TOKENS.EventBus).toDynamicValue((context) => {
     if (overrides.eventBus !== undefined) {
       return overrides.eventBus;
     }
     switch (config.eventBus) {
-      case 'kafka':
-        return new KafkaEventBus(config.kafka, logger.child({ component: 'kafka' }));
+      case 'kafka': {
+        const metrics = context.get(TOKENS.Metrics);
+        return new KafkaEventBus(config.kafka, logger.child({ component: 'kafka' }), {
+          onRedelivery: () => metrics.recordRetry('kafka_redelivery'),
+        });
+      }
       case 'in-memory':
         return new InMemoryEventBus({ receivedTopic: config.kafka.topics.received, redeliveryDelayMs: 200 });
       case 'noop':

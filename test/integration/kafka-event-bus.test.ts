@@ -222,7 +222,15 @@ describe('KafkaEventBus', () => {
   it('backoff of one partition leaves the others running', async () => {
     const settings = testKafkaSettings(uniqueSuffix(), { topicPartitions: 2 });
     const logger = new CapturingLogger();
-    const bus = new KafkaEventBus(settings, logger, { stopTimeoutMs: 5000, redeliveryDelayMs: 3000, maxRedeliveryDelayMs: 3000 });
+    let redeliveries = 0;
+    const bus = new KafkaEventBus(settings, logger, {
+      stopTimeoutMs: 5000,
+      redeliveryDelayMs: 3000,
+      maxRedeliveryDelayMs: 3000,
+      onRedelivery: () => {
+        redeliveries += 1;
+      },
+    });
     buses.push(bus);
     groups.push(settings.consumerGroup);
     kafka.deleteTopicsLater(allTopics(settings));
@@ -246,6 +254,7 @@ describe('KafkaEventBus', () => {
     const failures = logger.lines.filter((line) => line.message === 'inbound record handler failed; the record will be delivered again');
     expect(failures.length).toBeGreaterThanOrEqual(1);
     expect(failures[0]?.fields).toMatchObject({ topic: settings.topics.received, partition: 0, offset: '0', failures: 1, retry_in_ms: 3000 });
+    expect(redeliveries).toBe(failures.length);
   });
 
   it('blocked key leaves its partition running', async () => {

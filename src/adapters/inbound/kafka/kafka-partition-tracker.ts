@@ -16,6 +16,8 @@ export interface PartitionHooks {
   isStopping(): boolean;
   /** Resolves after `ms` milliseconds, or earlier when the bus stops. */
   wait(ms: number): Promise<void>;
+  /** Called each time a record is scheduled for redelivery, e.g. to count it in metrics. */
+  onRedelivery(): void;
 }
 
 export interface PartitionTrackerOptions {
@@ -190,6 +192,7 @@ export class PartitionTracker {
         retry_in_ms: delayMs,
         error: describeError(outcome.error),
       });
+      this.hooks.onRedelivery();
       await this.hooks.wait(delayMs);
     }
     this.queues.delete(key);

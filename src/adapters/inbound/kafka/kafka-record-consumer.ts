@@ -21,6 +21,8 @@ export interface KafkaRecordConsumerOptions {
   maxRedeliveryDelayMs: number;
   /** Time drain() waits for records in hand before it leaves them uncommitted, in milliseconds. */
   stopTimeoutMs: number;
+  /** Called each time a record whose handler rejected is scheduled for redelivery. */
+  onRedelivery: () => void;
 }
 
 /**
@@ -143,6 +145,7 @@ export class KafkaRecordConsumer {
       resume: () => this.resumePartition(topic, partition),
       isStopping: () => this.stopController.signal.aborted,
       wait: (ms) => this.waitUnlessStopping(ms),
+      onRedelivery: this.options.onRedelivery,
     };
     const tracker = new PartitionTracker(
       topic,

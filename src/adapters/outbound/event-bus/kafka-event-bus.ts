@@ -28,6 +28,11 @@ export interface KafkaEventBusOptions {
   maxRedeliveryDelayMs?: number;
   /** Lowest level of kafkajs' own log lines that reach the logger. */
   libraryLogLevel?: KafkaLogLevel;
+  /**
+   * Called each time an inbound record is scheduled for redelivery, so that a record that keeps
+   * failing shows in metrics and not only in logs.
+   */
+  onRedelivery?: () => void;
 }
 
 const DEFAULT_OPTIONS: Required<KafkaEventBusOptions> = {
@@ -36,6 +41,7 @@ const DEFAULT_OPTIONS: Required<KafkaEventBusOptions> = {
   redeliveryDelayMs: 500,
   maxRedeliveryDelayMs: 30_000,
   libraryLogLevel: 'warn',
+  onRedelivery: () => {},
 };
 
 /**
@@ -85,6 +91,7 @@ export class KafkaEventBus implements EventBus {
       redeliveryDelayMs: options.redeliveryDelayMs ?? DEFAULT_OPTIONS.redeliveryDelayMs,
       maxRedeliveryDelayMs: options.maxRedeliveryDelayMs ?? DEFAULT_OPTIONS.maxRedeliveryDelayMs,
       libraryLogLevel: options.libraryLogLevel ?? DEFAULT_OPTIONS.libraryLogLevel,
+      onRedelivery: options.onRedelivery ?? DEFAULT_OPTIONS.onRedelivery,
     };
     // kafkajs recommends about a third of the session timeout; its own default is 3 s. It
     // heartbeats between fetches, which go on while handlers run.
@@ -122,6 +129,7 @@ export class KafkaEventBus implements EventBus {
         redeliveryDelayMs: this.options.redeliveryDelayMs,
         maxRedeliveryDelayMs: this.options.maxRedeliveryDelayMs,
         stopTimeoutMs: this.options.stopTimeoutMs,
+        onRedelivery: this.options.onRedelivery,
       },
       logger,
     );
