@@ -5,8 +5,8 @@ import type { MessageReceivedEvent } from '../domain/events.js';
 import { logIds, type ProcessOutcome } from './process-message.js';
 
 /**
- * Logs the one line and counts the one metric of an answered message (processed or duplicate),
- * the same way for every inbound adapter. The message and reply text go to debug only.
+ * Logs the one line and counts the one metric of a message that got a reply (processed or
+ * duplicate), the same way for every inbound adapter. The message and reply text go to debug only.
  */
 export function recordAnsweredOutcome(
   logger: Logger,

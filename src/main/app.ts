@@ -9,7 +9,7 @@ import type { Logger } from '../domain/ports/logger.js';
 import type { AppConfig } from './config.js';
 import { TOKENS, buildContainer, type ContainerOverrides } from './container.js';
 
-/** Time allowed for Redis to answer at start-up before the service gives up. */
+/** Time allowed for Redis to respond at start-up before the service gives up. */
 const REDIS_STARTUP_TIMEOUT_MS = 5000;
 
 /** Time allowed for a graceful QUIT at shutdown before the connection is dropped. */
