@@ -25,9 +25,9 @@ export type SaveReplyResult =
  * Idempotency store: one record per tenant and message id, moving from a short "processing"
  * lease to "replied" (the reply is stored before it is published) to "done".
  *
- * Promises: `claim` is atomic, so of two concurrent claims exactly one is acquired; a lease
+ * Promises: `claim` is atomic, so of two concurrent claims exactly one is acquired. A lease
  * that is not followed by `saveReply` expires, so a worker that died mid-message never blocks
- * the redelivery for longer than the lease; `saveReply` stores at most one reply per key.
+ * the redelivery for longer than the lease. `saveReply` stores at most one reply per key.
  * Records expire after the retention TTL the adapter was built with.
  *
  * Leaves out: ordering between messages, and storage of the conversation (see MemoryRepo).

@@ -14,8 +14,8 @@ export interface UserHistoryQuery {
  * a retention TTL that the adapter was built with, and for each user the conversations they had.
  *
  * Promises: `appendTurns` is idempotent per turn `messageId`, so a reprocessed message never
- * stores its turn twice; turns come back oldest first; nothing of one tenant is visible
- * under another tenant's id.
+ * stores its turn twice. Turns come back oldest first. Nothing of one tenant is visible under
+ * another tenant's id.
  * Errors: a ServiceError with code STORE_UNAVAILABLE (retryable) when the store fails.
  */
 export interface MemoryRepo {
