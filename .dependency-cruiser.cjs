@@ -26,7 +26,7 @@ module.exports = {
       name: 'application-depends-on-domain-only',
       severity: 'error',
       from: { path: '^src/application' },
-      to: { pathNot: ['^src/domain', '^src/application', '^node:crypto$'] },
+      to: { pathNot: ['^src/domain', '^src/application', '^node:crypto$', '^crypto$'] },
     },
     {
       name: 'adapters-do-not-know-main',

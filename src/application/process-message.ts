@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 import type { Assistant } from '../domain/assistant.js';
 import { TurnRole, type Turn } from '../domain/conversation.js';
 import { DeadLetterReason } from '../domain/dead-letter.js';
@@ -70,10 +72,15 @@ export class ProcessMessage {
     private readonly settings: ProcessMessageSettings,
   ) {}
 
-  async execute(event: MessageReceivedEvent): Promise<ProcessOutcome> {
+  /**
+   * `claimToken` identifies this caller's claim. Pass the same token when retrying the same
+   * delivery, so that a claim that reached the store although its reply was lost is taken up again
+   * at once instead of blocking the retry until the lease ends.
+   */
+  async execute(event: MessageReceivedEvent, claimToken: string = randomUUID()): Promise<ProcessOutcome> {
     const startedAt = this.deps.clock.now().getTime();
     const key: DedupKey = { tenantId: event.tenant_id, messageId: event.data.message_id };
-    const claim = await this.deps.dedup.claim(key, this.settings.claimLeaseMs);
+    const claim = await this.deps.dedup.claim(key, this.settings.claimLeaseMs, claimToken);
 
     switch (claim.state) {
       case 'done':

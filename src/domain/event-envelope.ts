@@ -24,7 +24,10 @@ export const identifierSchema = z
 /** Version string `MAJOR`, `MAJOR.MINOR` or `MAJOR.MINOR.PATCH`; only major 1 is accepted. */
 export const versionSchema = z
   .string()
-  .regex(/^1(\.\d+){0,2}$/, `must be "1.x": this service reads major version ${SUPPORTED_MAJOR_VERSION}`);
+  .regex(
+    /^1(\.\d+){0,2}$/,
+    `must be a string "1", "1.MINOR" or "1.MINOR.PATCH": this service reads major version ${SUPPORTED_MAJOR_VERSION}`,
+  );
 
 /** ISO-8601 date-time with `Z` or an offset, normalised to UTC (`toISOString`). */
 export const timestampSchema = z.iso

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { ErrorCode, ServiceError } from '../../src/domain/errors.js';
@@ -52,7 +54,7 @@ export function describeDedupStoreContract(name: string, factory: DedupStoreFact
     it('claim acquires a new message', async () => {
       const { store } = await open();
 
-      const claim = await store.claim(key('m-1'), LONG_LEASE_MS);
+      const claim = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
 
       expect(claim.state).toBe('acquired');
       expect(tokenOf(claim)).not.toBe('');
@@ -60,9 +62,9 @@ export function describeDedupStoreContract(name: string, factory: DedupStoreFact
 
     it('claim during a lease is in_progress', async () => {
       const { store } = await open();
-      await store.claim(key('m-1'), LONG_LEASE_MS);
+      await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
 
-      const second = await store.claim(key('m-1'), LONG_LEASE_MS);
+      const second = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
 
       expect(second).toEqual({ state: 'in_progress' });
     });
@@ -71,7 +73,7 @@ export function describeDedupStoreContract(name: string, factory: DedupStoreFact
       const { store } = await open();
 
       const claims = await Promise.all(
-        Array.from({ length: 20 }, () => store.claim(key('m-1'), LONG_LEASE_MS)),
+        Array.from({ length: 20 }, () => store.claim(key('m-1'), LONG_LEASE_MS, randomUUID())),
       );
 
       expect(claims.filter((claim) => claim.state === 'acquired')).toHaveLength(1);
@@ -80,18 +82,30 @@ export function describeDedupStoreContract(name: string, factory: DedupStoreFact
 
     it('expired lease lets a new claim acquire', async () => {
       const { store, expire } = await open();
-      const first = await store.claim(key('m-1'), SHORT_LEASE_MS);
+      const first = await store.claim(key('m-1'), SHORT_LEASE_MS, randomUUID());
 
       await expire(key('m-1'), SHORT_LEASE_MS);
-      const second = await store.claim(key('m-1'), LONG_LEASE_MS);
+      const second = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
 
       expect(second.state).toBe('acquired');
       expect(tokenOf(second)).not.toBe(tokenOf(first));
     });
 
+    it('claim with its own token is acquired again', async () => {
+      const { store } = await open();
+      const token = randomUUID();
+      await store.claim(key('m-1'), SHORT_LEASE_MS, token);
+
+      const again = await store.claim(key('m-1'), LONG_LEASE_MS, token);
+      const other = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
+
+      expect(again).toEqual({ state: 'acquired', token });
+      expect(other).toEqual({ state: 'in_progress' });
+    });
+
     it('saveReply with the lease token stores', async () => {
       const { store } = await open();
-      const claim = await store.claim(key('m-1'), LONG_LEASE_MS);
+      const claim = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
 
       const saved = await store.saveReply(key('m-1'), tokenOf(claim), reply('m-1', 'first answer'));
 
@@ -100,23 +114,23 @@ export function describeDedupStoreContract(name: string, factory: DedupStoreFact
 
     it('stale saveReply returns the first reply', async () => {
       const { store, expire } = await open();
-      const stale = await store.claim(key('m-1'), SHORT_LEASE_MS);
+      const stale = await store.claim(key('m-1'), SHORT_LEASE_MS, randomUUID());
       await expire(key('m-1'), SHORT_LEASE_MS);
-      const takeover = await store.claim(key('m-1'), LONG_LEASE_MS);
+      const takeover = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
       const firstReply = reply('m-1', 'answer of the takeover');
       await store.saveReply(key('m-1'), tokenOf(takeover), firstReply);
 
       const saved = await store.saveReply(key('m-1'), tokenOf(stale), reply('m-1', 'late answer'));
 
       expect(saved).toEqual({ stored: false, reply: firstReply });
-      expect(await store.claim(key('m-1'), LONG_LEASE_MS)).toEqual({ state: 'replied', reply: firstReply });
+      expect(await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID())).toEqual({ state: 'replied', reply: firstReply });
     });
 
     it('stale saveReply during a takeover lease is CLAIM_LOST', async () => {
       const { store, expire } = await open();
-      const stale = await store.claim(key('m-1'), SHORT_LEASE_MS);
+      const stale = await store.claim(key('m-1'), SHORT_LEASE_MS, randomUUID());
       await expire(key('m-1'), SHORT_LEASE_MS);
-      const takeover = await store.claim(key('m-1'), LONG_LEASE_MS);
+      const takeover = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
 
       const error = await rejectionOf(store.saveReply(key('m-1'), tokenOf(stale), reply('m-1', 'late answer')));
 
@@ -126,35 +140,35 @@ export function describeDedupStoreContract(name: string, factory: DedupStoreFact
 
     it('saveReply after the lease expired is CLAIM_LOST', async () => {
       const { store, expire } = await open();
-      const claim = await store.claim(key('m-1'), SHORT_LEASE_MS);
+      const claim = await store.claim(key('m-1'), SHORT_LEASE_MS, randomUUID());
       await expire(key('m-1'), SHORT_LEASE_MS);
 
       const error = await rejectionOf(store.saveReply(key('m-1'), tokenOf(claim), reply('m-1', 'late answer')));
 
       expectClaimLost(error);
-      expect((await store.claim(key('m-1'), LONG_LEASE_MS)).state).toBe('acquired');
+      expect((await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID())).state).toBe('acquired');
     });
 
     it('claim after saveReply is replied', async () => {
       const { store } = await open();
-      const claim = await store.claim(key('m-1'), LONG_LEASE_MS);
+      const claim = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
       const stored = reply('m-1', 'stored answer');
       await store.saveReply(key('m-1'), tokenOf(claim), stored);
 
-      const again = await store.claim(key('m-1'), LONG_LEASE_MS);
+      const again = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
 
       expect(again).toEqual({ state: 'replied', reply: stored });
     });
 
     it('markDone makes claims done', async () => {
       const { store } = await open();
-      const claim = await store.claim(key('m-1'), LONG_LEASE_MS);
+      const claim = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
       const stored = reply('m-1', 'stored answer');
       await store.saveReply(key('m-1'), tokenOf(claim), stored);
 
       await store.markDone(key('m-1'), stored);
 
-      expect(await store.claim(key('m-1'), LONG_LEASE_MS)).toEqual({ state: 'done', reply: stored });
+      expect(await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID())).toEqual({ state: 'done', reply: stored });
       expect(await store.saveReply(key('m-1'), tokenOf(claim), reply('m-1', 'other'))).toEqual({
         stored: false,
         reply: stored,
@@ -163,39 +177,39 @@ export function describeDedupStoreContract(name: string, factory: DedupStoreFact
 
     it('release lets a re-claim acquire', async () => {
       const { store } = await open();
-      const claim = await store.claim(key('m-1'), LONG_LEASE_MS);
+      const claim = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
 
       await store.release(key('m-1'), tokenOf(claim));
-      const again = await store.claim(key('m-1'), LONG_LEASE_MS);
+      const again = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
 
       expect(again.state).toBe('acquired');
     });
 
     it('release with a wrong token keeps the lease', async () => {
       const { store } = await open();
-      const claim = await store.claim(key('m-1'), LONG_LEASE_MS);
+      const claim = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
 
       await store.release(key('m-1'), `${tokenOf(claim)}-other`);
 
-      expect(await store.claim(key('m-1'), LONG_LEASE_MS)).toEqual({ state: 'in_progress' });
+      expect(await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID())).toEqual({ state: 'in_progress' });
       expect(await store.saveReply(key('m-1'), tokenOf(claim), reply('m-1', 'answer'))).toEqual({ stored: true });
     });
 
     it('release after saveReply keeps the reply', async () => {
       const { store } = await open();
-      const claim = await store.claim(key('m-1'), LONG_LEASE_MS);
+      const claim = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
       const stored = reply('m-1', 'stored answer');
       await store.saveReply(key('m-1'), tokenOf(claim), stored);
 
       await store.release(key('m-1'), tokenOf(claim));
 
-      expect(await store.claim(key('m-1'), LONG_LEASE_MS)).toEqual({ state: 'replied', reply: stored });
+      expect(await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID())).toEqual({ state: 'replied', reply: stored });
     });
 
     it('tenants are independent', async () => {
       const { store } = await open();
-      const first = await store.claim(key('m-1', 'tenant-a'), LONG_LEASE_MS);
-      const second = await store.claim(key('m-1', 'tenant-b'), LONG_LEASE_MS);
+      const first = await store.claim(key('m-1', 'tenant-a'), LONG_LEASE_MS, randomUUID());
+      const second = await store.claim(key('m-1', 'tenant-b'), LONG_LEASE_MS, randomUUID());
       expect(first.state).toBe('acquired');
       expect(second.state).toBe('acquired');
 
@@ -203,15 +217,15 @@ export function describeDedupStoreContract(name: string, factory: DedupStoreFact
       await store.saveReply(key('m-1', 'tenant-a'), tokenOf(first), answer);
       await store.markDone(key('m-1', 'tenant-a'), answer);
 
-      expect(await store.claim(key('m-1', 'tenant-a'), LONG_LEASE_MS)).toEqual({ state: 'done', reply: answer });
-      expect(await store.claim(key('m-1', 'tenant-b'), LONG_LEASE_MS)).toEqual({ state: 'in_progress' });
+      expect(await store.claim(key('m-1', 'tenant-a'), LONG_LEASE_MS, randomUUID())).toEqual({ state: 'done', reply: answer });
+      expect(await store.claim(key('m-1', 'tenant-b'), LONG_LEASE_MS, randomUUID())).toEqual({ state: 'in_progress' });
     });
 
     it('ids containing separators do not collide', async () => {
       const { store } = await open();
       // Joined with a plain ':' both keys would read "a:b:c".
-      const first = await store.claim({ tenantId: 'a:b', messageId: 'c' }, LONG_LEASE_MS);
-      const second = await store.claim({ tenantId: 'a', messageId: 'b:c' }, LONG_LEASE_MS);
+      const first = await store.claim({ tenantId: 'a:b', messageId: 'c' }, LONG_LEASE_MS, randomUUID());
+      const second = await store.claim({ tenantId: 'a', messageId: 'b:c' }, LONG_LEASE_MS, randomUUID());
 
       expect(first.state).toBe('acquired');
       expect(second.state).toBe('acquired');
@@ -219,15 +233,15 @@ export function describeDedupStoreContract(name: string, factory: DedupStoreFact
 
     it('retention ends the done record', async () => {
       const { store, expire } = await open(SHORT_RETENTION_MS);
-      const claim = await store.claim(key('m-1'), LONG_LEASE_MS);
+      const claim = await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID());
       const stored = reply('m-1', 'stored answer');
       await store.saveReply(key('m-1'), tokenOf(claim), stored);
       await store.markDone(key('m-1'), stored);
-      expect((await store.claim(key('m-1'), LONG_LEASE_MS)).state).toBe('done');
+      expect((await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID())).state).toBe('done');
 
       await expire(key('m-1'), SHORT_RETENTION_MS);
 
-      expect((await store.claim(key('m-1'), LONG_LEASE_MS)).state).toBe('acquired');
+      expect((await store.claim(key('m-1'), LONG_LEASE_MS, randomUUID())).state).toBe('acquired');
     });
   });
 }

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -52,10 +54,22 @@ describe('RedisDedupStore records', () => {
     await deleteKeysWithPrefix(redis, keyPrefix);
   });
 
+  it('claim with its own token renews the lease', async () => {
+    const key = { tenantId: 'tenant-a', messageId: 'renew' };
+    const recordKey = `${keyPrefix}dedup:tenant-a:renew`;
+    const token = randomUUID();
+    await store().claim(key, 1_000, token);
+
+    const again = await store().claim(key, 60_000, token);
+
+    expect(again).toEqual({ state: 'acquired', token });
+    expect(await redis.pttl(recordKey)).toBeGreaterThan(30_000);
+  });
+
   it('lease TTL gives way to the retention TTL', async () => {
     const key = { tenantId: 'tenant-a', messageId: 'ttl' };
     const recordKey = `${keyPrefix}dedup:tenant-a:ttl`;
-    const claim = await store().claim(key, 5_000);
+    const claim = await store().claim(key, 5_000, randomUUID());
 
     const leaseTtl = await redis.pttl(recordKey);
     expect(leaseTtl).toBeGreaterThan(0);
@@ -72,7 +86,7 @@ describe('RedisDedupStore records', () => {
     await redis.set(recordKey, '{"state":"replied"', 'PX', 60_000);
 
     const failure = await store()
-      .claim({ tenantId: 'tenant-a', messageId: 'corrupt' }, 5_000)
+      .claim({ tenantId: 'tenant-a', messageId: 'corrupt' }, 5_000, randomUUID())
       .then(
         () => undefined,
         (error: unknown) => error,
@@ -88,7 +102,7 @@ describe('RedisDedupStore records', () => {
     await redis.set(recordKey, JSON.stringify({ state: 'done' }), 'PX', 60_000);
 
     const failure = await store()
-      .claim({ tenantId: 'tenant-a', messageId: 'no-reply' }, 5_000)
+      .claim({ tenantId: 'tenant-a', messageId: 'no-reply' }, 5_000, randomUUID())
       .then(
         () => undefined,
         (error: unknown) => error,

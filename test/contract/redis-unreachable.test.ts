@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 import { createServer, type Server, type Socket } from 'node:net';
 
 import type { Redis } from 'ioredis';
@@ -108,7 +110,7 @@ describe('Redis adapters without Redis', () => {
     const store = new RedisDedupStore(client(CLOSED_PORT_URL), { keyPrefix: 'test:', retentionSeconds: 60 });
 
     const calls = [
-      () => store.claim(dedupKey, 1_000),
+      () => store.claim(dedupKey, 1_000, randomUUID()),
       () => store.saveReply(dedupKey, 'token', reply('m-1', 'answer')),
       () => store.markDone(dedupKey, reply('m-1', 'answer')),
       () => store.release(dedupKey, 'token'),
@@ -146,7 +148,7 @@ describe('Redis adapters without Redis', () => {
     const server = await startSilentServer();
     const store = new RedisDedupStore(client(server.url), { keyPrefix: 'test:', retentionSeconds: 60 });
 
-    expect(await expectStoreUnavailable(() => store.claim(dedupKey, 1_000))).toBeLessThan(FAILURE_BOUND_MS);
+    expect(await expectStoreUnavailable(() => store.claim(dedupKey, 1_000, randomUUID()))).toBeLessThan(FAILURE_BOUND_MS);
   });
 
   it('connection failure is logged once', async () => {
@@ -159,7 +161,7 @@ describe('Redis adapters without Redis', () => {
 
     const store = new RedisDedupStore(redis, { keyPrefix: 'test:', retentionSeconds: 60 });
 
-    await expectStoreUnavailable(() => store.claim(dedupKey, 1_000));
+    await expectStoreUnavailable(() => store.claim(dedupKey, 1_000, randomUUID()));
 
     expect(reconnects).toBeGreaterThanOrEqual(2);
     const failures = logger.lines.filter((line) => line.level === 'error' || line.level === 'warn');

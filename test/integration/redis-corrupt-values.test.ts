@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -32,10 +34,10 @@ describe('Redis adapters on corrupt values', () => {
     const key = `${prefix}dedup:tenant-a:${messageId}`;
     await redis.set(key, value);
 
-    const claim = store.claim({ tenantId: 'tenant-a', messageId }, 10_000);
+    const claim = store.claim({ tenantId: 'tenant-a', messageId }, 10_000, randomUUID());
 
     await expect(claim).rejects.toMatchObject({ code: ErrorCode.StoreUnavailable, retryable: false });
-    await expect(store.claim({ tenantId: 'tenant-a', messageId }, 10_000)).rejects.toThrow(key);
+    await expect(store.claim({ tenantId: 'tenant-a', messageId }, 10_000, randomUUID())).rejects.toThrow(key);
   });
 
   it('memory rejects a malformed turn', async () => {

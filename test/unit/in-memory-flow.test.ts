@@ -8,6 +8,7 @@ import { InMemoryEventBus } from '../../src/adapters/outbound/event-bus/in-memor
 import { OfflineLlmClient } from '../../src/adapters/outbound/llm/offline-llm-client.js';
 import { InMemoryMemoryRepo } from '../../src/adapters/outbound/memory/in-memory-memory-repo.js';
 import { systemClock } from '../../src/domain/ports/clock.js';
+import type { DedupStore } from '../../src/domain/ports/dedup-store.js';
 import type { MemoryRepo } from '../../src/domain/ports/memory-repo.js';
 import { ErrorCode, ServiceError } from '../../src/domain/errors.js';
 import { CapturingLogger, CountingMetrics, TEST_ASSISTANTS, receivedEvent } from '../support/fakes.js';
@@ -27,10 +28,13 @@ describe('in-memory flow: received in, generated out', () => {
     memory = new InMemoryMemoryRepo(systemClock, { maxTurnsPerConversation: 50, retentionSeconds: 3600 });
   });
 
-  async function start(memoryRepo: MemoryRepo = memory): Promise<void> {
+  async function start(
+    memoryRepo: MemoryRepo = memory,
+    dedup: DedupStore = new InMemoryDedupStore(systemClock, 3_600_000),
+  ): Promise<void> {
     const processMessage = new ProcessMessage(
       {
-        dedup: new InMemoryDedupStore(systemClock, 3_600_000),
+        dedup,
         memory: memoryRepo,
         assistants: new InMemoryAssistantRepo(TEST_ASSISTANTS),
         llm: new OfflineLlmClient(),
@@ -114,6 +118,33 @@ describe('in-memory flow: received in, generated out', () => {
     expect(bus.generated).toHaveLength(1);
     expect(metrics.retries).toHaveLength(3);
     expect(bus.deadLetters).toHaveLength(0);
+  });
+
+  it('takes up its own claim after a lost reply', async () => {
+    const dedup = new InMemoryDedupStore(systemClock, 3_600_000);
+    let claimCalls = 0;
+    // The first claim reaches the store but its reply is lost, as in a Redis timeout.
+    const lossy: DedupStore = {
+      claim: async (...args) => {
+        claimCalls += 1;
+        const result = await dedup.claim(...args);
+        if (claimCalls === 1) {
+          throw new ServiceError(ErrorCode.StoreUnavailable, 'Command timed out', { retryable: true });
+        }
+        return result;
+      },
+      saveReply: (...args) => dedup.saveReply(...args),
+      markDone: (...args) => dedup.markDone(...args),
+      release: (...args) => dedup.release(...args),
+    };
+    await start(memory, lossy);
+
+    send(receivedEvent({ messageId: 'm-lost' }));
+    await bus.idle();
+
+    expect(bus.generated.map((reply) => reply.data.in_reply_to)).toEqual(['m-lost']);
+    expect(claimCalls).toBe(2);
+    expect(metrics.retries).toHaveLength(1);
   });
 
   it('dead-letters a message that keeps failing unexpectedly', async () => {

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 import { beforeEach, describe, expect, it } from 'vitest';
 
 import { ProcessMessage, type ProcessMessageSettings } from '../../src/application/process-message.js';
@@ -215,7 +217,7 @@ describe('ProcessMessage', () => {
 
   it('reports a message in progress as retryable', async () => {
     const inbound = event({ messageId: 'm-1' });
-    await dedup.claim({ tenantId: 'tenant-a', messageId: 'm-1' }, 60_000);
+    await dedup.claim({ tenantId: 'tenant-a', messageId: 'm-1' }, 60_000, randomUUID());
 
     const attempt = useCase.execute(inbound);
 
@@ -223,7 +225,7 @@ describe('ProcessMessage', () => {
   });
 
   it('takes over a message whose lease expired', async () => {
-    await dedup.claim({ tenantId: 'tenant-a', messageId: 'm-1' }, 1000);
+    await dedup.claim({ tenantId: 'tenant-a', messageId: 'm-1' }, 1000, randomUUID());
     clock.advance(1001);
 
     const outcome = await useCase.execute(event({ messageId: 'm-1' }));

@@ -98,10 +98,13 @@ export class MessageReceivedHandler {
   ): Promise<ProcessOutcome | undefined> {
     let delayMs = this.retry.initialDelayMs;
     let unexpectedFailures = 0;
+    // One token for every attempt at this delivery: a claim whose reply was lost in a Redis
+    // outage is then this handler's own, and the next attempt takes it up at once.
+    const claimToken = randomUUID();
 
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await this.deps.processMessage.execute(event);
+        return await this.deps.processMessage.execute(event, claimToken);
       } catch (error) {
         if (!isServiceError(error) || !error.retryable) {
           unexpectedFailures += 1;

@@ -35,7 +35,13 @@ export type SaveReplyResult =
  * CLAIM_LOST from `saveReply` when the lease ended and no reply was stored.
  */
 export interface DedupStore {
-  claim(key: DedupKey, leaseMs: number): Promise<ClaimResult>;
+  /**
+   * Claims the message with a lease of `leaseMs`. `token` identifies the claimant: a claim that
+   * finds a live lease with the same token is acquired again (and its lease renewed), so that a
+   * caller retrying after a timed-out claim, whose command may still have reached the store,
+   * does not wait for its own lease to end.
+   */
+  claim(key: DedupKey, leaseMs: number, token: string): Promise<ClaimResult>;
 
   /** Stores the reply if `token` still holds the lease, or returns the reply stored first. */
   saveReply(key: DedupKey, token: string, reply: MessageGeneratedEvent): Promise<SaveReplyResult>;

@@ -1,5 +1,3 @@
-import { randomUUID } from 'node:crypto';
-
 import { ErrorCode, ServiceError } from '../../../domain/errors.js';
 import type { MessageGeneratedEvent } from '../../../domain/events.js';
 import type {
@@ -27,12 +25,11 @@ export class InMemoryDedupStore implements DedupStore {
     private readonly retentionMs: number,
   ) {}
 
-  async claim(key: DedupKey, leaseMs: number): Promise<ClaimResult> {
+  async claim(key: DedupKey, leaseMs: number, token: string): Promise<ClaimResult> {
     const id = entryId(key);
     const entry = this.live(id);
 
-    if (entry === undefined) {
-      const token = randomUUID();
+    if (entry === undefined || (entry.state === 'processing' && entry.token === token)) {
       this.entries.set(id, { state: 'processing', token, expiresAt: this.now() + leaseMs });
       return { state: 'acquired', token };
     }

@@ -1,5 +1,3 @@
-import { randomUUID } from 'node:crypto';
-
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 
@@ -56,6 +54,14 @@ end
 return {'found', current}
 `);
 
+/** Renews the record's expiry only while it is still the given lease; returns 1 when renewed. */
+const RENEW_SCRIPT = new LuaScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`);
+
 /** Deletes the record only while it is still the given lease; returns the number of keys deleted. */
 const RELEASE_SCRIPT = new LuaScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -89,9 +95,8 @@ export class RedisDedupStore implements DedupStore {
     this.retentionMs = secondsToTtlMs(options.retentionSeconds);
   }
 
-  async claim(key: DedupKey, leaseMs: number): Promise<ClaimResult> {
+  async claim(key: DedupKey, leaseMs: number, token: string): Promise<ClaimResult> {
     const redisKey = this.redisKey(key);
-    const token = randomUUID();
     const lease = leaseRecord(token);
     const ttlMs = Math.max(1, Math.ceil(leaseMs));
 
@@ -102,6 +107,17 @@ export class RedisDedupStore implements DedupStore {
       }
 
       const current = await callRedis('GET', redisKey, () => this.redis.get(redisKey));
+      if (current === lease) {
+        // Our own lease, left by an earlier attempt whose reply was lost (a timeout while Redis
+        // reconnected, say). Renew it unless it changed in between.
+        const renewed = await callRedis('renew script', redisKey, () =>
+          RENEW_SCRIPT.run(this.redis, [redisKey], [lease, String(ttlMs)]),
+        );
+        if (renewed === 1) {
+          return { state: 'acquired', token };
+        }
+        continue;
+      }
       if (current !== null) {
         return claimResultOf(parseRecord(redisKey, current));
       }
