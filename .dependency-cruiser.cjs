@@ -1,7 +1,7 @@
 /**
- * Layer rules of the hexagonal layout, checked by `npm run lint:layers` (part of the test run):
- * the domain depends on nothing but zod and uuid, the application only on the domain, adapters
- * never on src/main, and only src/main (the composition root) picks adapters.
+ * Layer rules of the hexagonal layout, checked by `npm run lint:layers` as part of scripts/test.sh.
+ * The domain depends on nothing but zod and uuid, and the application only on the domain.
+ * Adapters never import src/main, and only src/main (the composition root) picks adapters.
  */
 module.exports = {
   forbidden: [

@@ -13,17 +13,17 @@ ia_ensure_deps() {
   fi
 }
 
-# Redis on 127.0.0.1:6379: returns 0 when it answers, else starts a local redis-server with no
+# Redis on 127.0.0.1:6379: returns 0 when it responds, else starts a local redis-server with no
 # persistence when one is installed. Returns 1 when neither works.
 ia_ensure_redis() {
   if command -v redis-cli >/dev/null 2>&1 && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     return 0
   fi
   if ! command -v redis-server >/dev/null 2>&1; then
-    echo "error: Redis does not answer on 127.0.0.1:6379 and redis-server is not installed." >&2
+    echo "error: Redis does not respond on 127.0.0.1:6379 and redis-server is not installed." >&2
     return 1
   fi
-  echo "Redis does not answer on 127.0.0.1:6379; starting redis-server" >&2
+  echo "Redis does not respond on 127.0.0.1:6379; starting redis-server" >&2
   mkdir -p /tmp/ia-redis
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
     --dir /tmp/ia-redis --logfile /tmp/ia-redis/redis.log >/dev/null || return 1
@@ -31,7 +31,7 @@ ia_ensure_redis() {
     redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  echo "error: redis-server started but does not answer on 127.0.0.1:6379; see /tmp/ia-redis/redis.log" >&2
+  echo "error: redis-server started but does not respond on 127.0.0.1:6379; see /tmp/ia-redis/redis.log" >&2
   return 1
 }
 

@@ -22,7 +22,7 @@ echo "== type check" >&2
 npx tsc -p tsconfig.json --noEmit
 
 echo "== layer rules" >&2
-npx depcruise src --config .dependency-cruiser.cjs
+npm run --silent lint:layers
 
 echo "== exported schemas are current" >&2
 npx tsx scripts/export-schemas.ts --check

@@ -53,16 +53,16 @@ export type RejectionReason =
 export type ProcessOutcome =
   /** A reply was published; `replayed` when it was stored by an earlier, interrupted attempt. */
   | { kind: 'processed'; reply: MessageGeneratedEvent; replayed: boolean }
-  /** The message was already answered; nothing was published. */
+  /** The message already has a reply, so nothing was published. */
   | { kind: 'duplicate'; reply: MessageGeneratedEvent | undefined }
-  /** The message cannot be answered; the caller dead-letters it or reports the reason. */
+  /** The message cannot get a reply. The caller dead-letters it or reports the reason. */
   | { kind: 'rejected'; reason: RejectionReason; detail: string };
 
 /**
  * Processes one validated inbound message: claim it, load the assistant, build the context, ask
  * the model, store the reply, save both turns, publish the reply, then mark the message done.
  *
- * Throws a retryable ServiceError when a store or the bus fails, or when another worker holds
+ * Throws a retryable ServiceError when a store or the bus fails, or when another worker has claimed
  * the message (MESSAGE_IN_PROGRESS): the caller must deliver the message again later. A failed
  * model call does not throw: the user gets the assistant's configured error reply.
  */

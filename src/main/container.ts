@@ -53,7 +53,7 @@ export interface ContainerOverrides {
 }
 
 /**
- * Binds every port to the adapter the configuration picks. This is the only place that knows
+ * Binds every port to the adapter the configuration picks. This is the only place that decides
  * which adapter serves which port. Every binding is a singleton built by a factory, so the
  * domain and application layers carry no decorators.
  */

@@ -11,7 +11,7 @@ import { freePort, spawnService, waitUntilReady, type ServiceProcess } from '../
 
 /**
  * A worker killed with SIGKILL in the middle of messages, then started again, must leave every
- * message answered and never publish one reply id with two different texts. The fake model
+ * message with a reply and never publish one reply id with two different texts. The fake model
  * answers every call with a new random text, so a second model call for the same message would
  * show up as a conflicting reply.
  */

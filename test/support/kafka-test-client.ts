@@ -121,7 +121,7 @@ export class KafkaTestClient {
   }
 }
 
-/** Polls `condition` every 50 ms until it holds or `timeoutMs` passes; then throws `message`. */
+/** Polls `condition` every 50 ms until it is true or `timeoutMs` passes, then throws `message`. */
 export async function waitFor(condition: () => boolean, timeoutMs: number, message: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {

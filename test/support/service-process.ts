@@ -46,7 +46,7 @@ export function spawnService(env: Record<string, string>): ServiceProcess {
   };
 }
 
-/** Waits until GET /health/ready answers 200, or throws with the service output. */
+/** Waits until GET /health/ready returns 200, or throws with the service output. */
 export async function waitUntilReady(service: ServiceProcess, port: number, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {

@@ -171,7 +171,9 @@ describe('ProcessMessage', () => {
 
     const outcome = await useCase.execute(event({ conversationId: 'c-3', userId: 'user-1', messageId: 'm-3' }));
 
-    expect(outcome.kind === 'processed' && outcome.reply.data.has_historical_context).toBe(false);
+    expect(outcome.kind).toBe('processed');
+    if (outcome.kind !== 'processed') return;
+    expect(outcome.reply.data.has_historical_context).toBe(false);
     expect(llm.requests[2]!.messages).toHaveLength(2);
   });
 
@@ -238,7 +240,9 @@ describe('ProcessMessage', () => {
 
     const outcome = await offline.execute(event({ text: 'oi' }));
 
-    expect(outcome.kind === 'processed' && outcome.reply.data.text).toBe('Olá! Aqui é o suporte A.');
-    expect(outcome.kind === 'processed' && outcome.reply.data.model_name).toBe('offline-faq');
+    expect(outcome.kind).toBe('processed');
+    if (outcome.kind !== 'processed') return;
+    expect(outcome.reply.data.text).toBe('Olá! Aqui é o suporte A.');
+    expect(outcome.reply.data.model_name).toBe('offline-faq');
   });
 });

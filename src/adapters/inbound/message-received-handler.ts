@@ -41,7 +41,7 @@ export interface MessageReceivedHandlerDependencies {
  * EventBus. A record is finished (and its offset may be committed) only once its reply or its
  * dead letter was acknowledged.
  *
- * Retries: a retryable ServiceError (a store or the bus is down, another worker holds the
+ * Retries: a retryable ServiceError (a store or the bus is down, another worker has claimed the
  * message) is retried with backoff until it succeeds or the consumer stops, because the input
  * is fine. Any other error (a bug, a corrupt stored record) is retried `maxUnexpectedAttempts`
  * times, then dead-lettered with reason `processing_failed`, so one poison record cannot stop

@@ -36,10 +36,10 @@ export type SaveReplyResult =
  */
 export interface DedupStore {
   /**
-   * Claims the message with a lease of `leaseMs`. `token` identifies the claimant: a claim that
-   * finds a live lease with the same token is acquired again (and its lease renewed), so that a
-   * caller retrying after a timed-out claim, whose command may still have reached the store,
-   * does not wait for its own lease to end.
+   * Claims the message with a lease of `leaseMs`. `token` identifies the claimant, and a claim
+   * that finds a live lease with the same token is acquired again with the lease renewed. A
+   * claim that timed out may still have reached the store, so a caller that retries with the
+   * same token does not wait for its own lease to end.
    */
   claim(key: DedupKey, leaseMs: number, token: string): Promise<ClaimResult>;
 

@@ -13,7 +13,7 @@ export interface DeliveryContext {
 }
 
 /**
- * Handles one inbound record. Resolving means the record is finished (answered or dead-lettered)
+ * Handles one inbound record. Resolving means the record is finished (replied to or dead-lettered)
  * and its offset may be committed; rejecting means it must be delivered again.
  */
 export type InboundHandler = (record: InboundRecord, context: DeliveryContext) => Promise<void>;

@@ -208,7 +208,7 @@ export class PartitionTracker {
   }
 
   private pause(): void {
-    // A crashed and restarted kafkajs consumer forgets its pauses, so a 'full' partition pauses again.
+    // A crashed and restarted kafkajs consumer loses its pauses, so a 'full' partition pauses again.
     this.paused = true;
     this.hooks.pause();
   }
@@ -262,7 +262,7 @@ export class PartitionTracker {
   }
 }
 
-/** One queue per key; all records without a key share one queue. */
+/** Queue of one key. All records without a key share one queue. */
 function queueKey(key: Uint8Array | null): string {
   return key === null ? 'null' : `key:${Buffer.from(key).toString('hex')}`;
 }

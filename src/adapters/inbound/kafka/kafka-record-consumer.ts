@@ -200,7 +200,7 @@ export class KafkaRecordConsumer {
       await this.consumer.commitOffsets([{ topic, partition, offset }]);
     } catch (error) {
       if (isGroupGenerationError(error)) {
-        // The group moved on; a commit with the next generation could cover a partition that is
+        // The group moved on. A commit with the next generation could cover a partition that is
         // no longer this consumer's, so every commit waits for the new assignment (GROUP_JOIN).
         this.holdCommits();
       }
